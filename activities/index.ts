@@ -1,0 +1,138 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import { appendAudit } from '../db/audit.ts';
+import { MESSAGE_STATUS, setMessageStatus, type MessageStatus } from '../db/messages.ts';
+import { addPatientIdentifiers, findPatientsByIdentifiers, insertPatient } from '../db/patients.ts';
+import {
+  findObservationsOfReports,
+  findReport,
+  REPORT_STAGE,
+  reportStagesOfMessage,
+  saveObservationFlag,
+  setReportPatient,
+  setReportStage,
+} from '../db/results.ts';
+import type { Database, Observation } from '../db/schema.ts';
+import { findTenantById } from '../db/tenants.ts';
+import { DEFAULT_CRITICAL_TABLE } from '../domain/critical-values.ts';
+import { flagObservation } from '../domain/flags.ts';
+import { RESULT_STATUS, type ObservationResult, type ObservationValueType, type ResultStatus } from '../domain/model.ts';
+
+export interface ActivityDeps {
+  db: Kysely<Database>;
+  logger: Logger;
+}
+
+export interface ReportRef {
+  tenantId: string;
+  reportId: string;
+}
+
+/**
+ * The order workflow's side effects, one function each. Every one is idempotent: Temporal may run an
+ * activity again after a worker dies, and the second run must leave the same data as the first.
+ */
+export function createActivities({ db, logger }: ActivityDeps) {
+  async function loadReport({ tenantId, reportId }: ReportRef) {
+    const report = await findReport(db, tenantId, reportId);
+    if (!report) throw ApplicationFailure.nonRetryable(`report ${reportId} does not exist`, 'ReportNotFound');
+    return report;
+  }
+
+  return {
+    /**
+     * Links the report to the tenant's patient holding one of its identifiers, or creates the
+     * patient. Identifiers held by two different patients need a person to decide.
+     */
+    async reconcilePatient(ref: ReportRef): Promise<{ patientId: string | null; needsReview: boolean }> {
+      const report = await loadReport(ref);
+      if (report.patient_id) return { patientId: report.patient_id, needsReview: false };
+      return db.transaction().execute(async (trx) => {
+        const demographics = report.patient;
+        const matches = await findPatientsByIdentifiers(trx, ref.tenantId, demographics.identifiers);
+        if (matches.length > 1) {
+          await setReportStage(trx, ref.tenantId, ref.reportId, REPORT_STAGE.needsReview);
+          await setMessageStatus(trx, ref.tenantId, report.message_id, MESSAGE_STATUS.needsReview, 'the identifiers belong to more than one patient');
+          await appendAudit(trx, { tenantId: ref.tenantId, actor: 'workflow', action: 'patient.ambiguous', subject: `report/${ref.reportId}`, details: { candidates: matches } });
+          return { patientId: null, needsReview: true };
+        }
+        const patientId = matches[0] ?? (await insertPatient(trx, ref.tenantId, demographics));
+        if (matches[0]) await addPatientIdentifiers(trx, ref.tenantId, patientId, demographics.identifiers);
+        await setReportPatient(trx, ref.tenantId, ref.reportId, patientId);
+        await appendAudit(trx, {
+          tenantId: ref.tenantId,
+          actor: 'workflow',
+          action: matches[0] ? 'patient.matched' : 'patient.created',
+          subject: `report/${ref.reportId}`,
+          details: { patientId },
+        });
+        return { patientId, needsReview: false };
+      });
+    },
+
+    /** Flags every result of the report and records why; says whether a person must look first. */
+    async flagReport(ref: ReportRef): Promise<{ critical: boolean; needsReview: boolean; final: boolean; releaseDelaySeconds: number }> {
+      const report = await loadReport(ref);
+      const tenant = await findTenantById(db, ref.tenantId);
+      const observations = await findObservationsOfReports(db, ref.tenantId, [ref.reportId]);
+      const flags = observations.map((o) => ({ id: o.id, flag: flagObservation(toObservationResult(o), DEFAULT_CRITICAL_TABLE) }));
+      const critical = flags.some((f) => f.flag.critical === true);
+      const needsReview = flags.some((f) => f.flag.needsReview);
+      await db.transaction().execute(async (trx) => {
+        for (const { id, flag } of flags) await saveObservationFlag(trx, ref.tenantId, id, flag);
+        await setReportStage(trx, ref.tenantId, ref.reportId, needsReview ? REPORT_STAGE.needsReview : REPORT_STAGE.flagged);
+        if (needsReview) {
+          const reasons = flags.flatMap((f) => (f.flag.needsReview ? f.flag.reasons : []));
+          await setMessageStatus(trx, ref.tenantId, report.message_id, MESSAGE_STATUS.needsReview, reasons.join('; '));
+        }
+        await appendAudit(trx, {
+          tenantId: ref.tenantId,
+          actor: 'workflow',
+          action: 'report.flagged',
+          subject: `report/${ref.reportId}`,
+          details: { critical, needsReview, interpretations: flags.map((f) => f.flag.interpretation) },
+        });
+      });
+      if (critical) logger.info({ tenantId: ref.tenantId, reportId: ref.reportId }, 'critical result flagged');
+      const final = ([RESULT_STATUS.final, RESULT_STATUS.corrected, RESULT_STATUS.amended, RESULT_STATUS.cancelled] as string[]).includes(report.status);
+      return { critical, needsReview, final, releaseDelaySeconds: Math.max(0, tenant?.settings.releaseDelaySeconds ?? 0) };
+    },
+
+    /** Makes the report visible in the tenant's result API and moves its message on. */
+    async releaseReport(ref: ReportRef): Promise<void> {
+      const report = await loadReport(ref);
+      if (report.stage === REPORT_STAGE.released) return;
+      await db.transaction().execute(async (trx) => {
+        await setReportStage(trx, ref.tenantId, ref.reportId, REPORT_STAGE.released);
+        const stages = await reportStagesOfMessage(trx, ref.tenantId, report.message_id);
+        await setMessageStatus(trx, ref.tenantId, report.message_id, messageStatusOf(stages));
+        await appendAudit(trx, { tenantId: ref.tenantId, actor: 'workflow', action: 'report.released', subject: `report/${ref.reportId}`, details: { messageId: report.message_id } });
+      });
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+
+function messageStatusOf(stages: string[]): MessageStatus {
+  if (stages.every((s) => s === REPORT_STAGE.released)) return MESSAGE_STATUS.delivered;
+  if (stages.some((s) => s === REPORT_STAGE.needsReview)) return MESSAGE_STATUS.needsReview;
+  return MESSAGE_STATUS.processing;
+}
+
+function toObservationResult(o: Observation): ObservationResult {
+  return {
+    sequence: o.sequence,
+    code: o.code,
+    valueType: o.value_type as ObservationValueType,
+    numericValue: o.value_numeric,
+    comparator: o.value_comparator,
+    textValue: o.value_text,
+    unit: o.unit,
+    referenceRange: o.reference_range,
+    sourceFlags: o.source_flags,
+    status: o.status as ResultStatus,
+    effectiveAt: o.effective_at ? new Date(o.effective_at).toISOString() : null,
+  };
+}

@@ -1,0 +1,58 @@
+import { createHmac } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
+import type { MiddlewareHandler } from 'hono';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.ts';
+import type { AppEnv } from './env.ts';
+import { isAdminToken } from './middleware/admin-auth.ts';
+
+/** What the console's server code may use from the host process. */
+export interface ConsoleServices {
+  db: Kysely<Database>;
+  sessionKey: Buffer;
+  checkAdminToken(candidate: string): boolean;
+}
+
+export const CONSOLE_BUILD_DIR = path.join(import.meta.dirname, '..', 'console', 'build');
+const PROTOCOL_HEADER = 'x-labrelay-proto';
+
+type NodeHandler = (req: IncomingMessage, res: ServerResponse, next: () => void) => void;
+
+/**
+ * Loads the built SvelteKit console (adapter-node) and returns a Hono handler that serves it on
+ * the API's own port. Registers the services its server code reads.
+ */
+export async function loadConsole(input: { db: Kysely<Database>; masterKey: Buffer; adminToken: string }): Promise<MiddlewareHandler<AppEnv>> {
+  const handlerFile = path.join(CONSOLE_BUILD_DIR, 'handler.js');
+  if (!existsSync(handlerFile)) throw new Error(`the console is not built (${handlerFile} is missing): run npm run build`);
+  const services: ConsoleServices = {
+    db: input.db,
+    sessionKey: createHmac('sha256', input.masterKey).update('labrelay-console-session').digest(),
+    checkAdminToken: (candidate) => isAdminToken(candidate, input.adminToken),
+  };
+  (globalThis as Record<symbol, unknown>)[Symbol.for('labrelay.console.services')] = services;
+  // adapter-node reads its settings from prefixed variables; we tell it which header carries the protocol.
+  process.env.LABRELAY_CONSOLE_PROTOCOL_HEADER = PROTOCOL_HEADER;
+  const { handler } = (await import(pathToFileURL(handlerFile).href)) as { handler: NodeHandler };
+
+  return async function serveConsole(c) {
+    const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
+    if (!env?.incoming || !env.outgoing) return c.text('the console is served only over a real HTTP server', 404);
+    const { incoming, outgoing } = env;
+    const forwarded = String(incoming.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim();
+    const encrypted = (incoming.socket as { encrypted?: boolean }).encrypted === true;
+    incoming.headers[PROTOCOL_HEADER] = encrypted ? 'https' : forwarded === 'https' ? 'https' : 'http';
+    return new Promise<Response>((resolve) => {
+      outgoing.once('close', () => resolve(RESPONSE_ALREADY_SENT));
+      outgoing.once('finish', () => resolve(RESPONSE_ALREADY_SENT));
+      handler(incoming, outgoing, () => {
+        outgoing.statusCode = 404;
+        outgoing.end('Not found');
+      });
+    });
+  };
+}

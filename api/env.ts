@@ -1,0 +1,31 @@
+import type { Client } from '@temporalio/client';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { CredentialWithTenant } from '../db/credentials.ts';
+import type { Database, Tenant } from '../db/schema.ts';
+import type { Config } from './config.ts';
+import type { Metrics } from './metrics.ts';
+import type { WorkflowStarter } from './workflow-starter.ts';
+
+/** What every request handler may use; built once per process by `createServices`. */
+export interface Services {
+  config: Config;
+  db: Kysely<Database>;
+  logger: Logger;
+  starter: WorkflowStarter;
+  metrics: Metrics;
+  /** Null while Temporal is unreachable at start; intake still commits and the relay catches up. */
+  temporal: () => Client | null;
+}
+
+/** The one Hono environment: context variables set by middleware. */
+export type AppEnv = {
+  Variables: {
+    services: Services;
+    requestId: string;
+    tenant: Tenant;
+    credential: CredentialWithTenant;
+    /** The exact request body bytes, read once by the auth middleware for the signature check. */
+    rawBody: Uint8Array;
+  };
+};

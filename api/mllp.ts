@@ -1,0 +1,183 @@
+import { BlockList, createServer, isIPv6, type Server, type Socket } from 'node:net';
+import { ackTargetFromRaw, ackTargetOf, buildAck, HL7_ERROR } from '../adapters/hl7v2/ack.ts';
+import { Hl7ParseError, parseHl7 } from '../adapters/hl7v2/message.ts';
+import { findMllpConnections } from '../db/connections.ts';
+import { insertRejectedMessage } from '../db/messages.ts';
+import type { Connection } from '../db/schema.ts';
+import { findTenantById } from '../db/tenants.ts';
+import type { Services } from './env.ts';
+import { receiveHl7 } from './intake/hl7.ts';
+
+const START_BLOCK = 0x0b;
+const END_BLOCK = 0x1c;
+const CARRIAGE_RETURN = 0x0d;
+
+export interface MllpOptions {
+  port: number;
+  host?: string;
+  /** Largest message accepted, in bytes; a bigger frame closes the connection. */
+  maxMessageBytes?: number;
+  /** A connection with no traffic for this long is closed. */
+  idleTimeoutMs?: number;
+  maxConnections?: number;
+}
+
+/**
+ * The MLLP listener (HL7 v2 over TCP, framing `0x0B … 0x1C 0x0D`). Each connection's messages are
+ * handled in order, one ACK per message, written only after the message is committed. The tenant is
+ * chosen by MSH-4 (and MSH-6 when configured) among inbound hl7v2 connections, with their optional
+ * source-IP allowlist.
+ */
+export async function startMllpListener(services: Services, options: MllpOptions): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+  const maxBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    handleConnection(services, socket, maxBytes, options.idleTimeoutMs ?? 300_000);
+  });
+  server.maxConnections = options.maxConnections ?? 200;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '0.0.0.0', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as { port: number }).port;
+  return {
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.end();
+        setTimeout(() => sockets.forEach((s) => s.destroy()), 2000).unref();
+      }),
+  };
+}
+
+function handleConnection(services: Services, socket: Socket, maxBytes: number, idleTimeoutMs: number): void {
+  const log = services.logger.child({ mllpPeer: `${socket.remoteAddress}:${socket.remotePort}` });
+  let chunks: Buffer[] = [];
+  let buffered = 0;
+  let queue: Promise<void> = Promise.resolve();
+  socket.setTimeout(idleTimeoutMs, () => {
+    log.info('closing idle MLLP connection');
+    socket.end();
+  });
+  socket.on('error', (error) => log.warn({ err: error }, 'MLLP connection error'));
+  socket.on('data', (data) => {
+    const previousEndedWithEndBlock = chunks.length > 0 && chunks.at(-1)!.at(-1) === END_BLOCK;
+    chunks.push(data);
+    buffered += data.length;
+    // Most packets of a big message hold no frame end: keep them without copying.
+    if (!previousEndedWithEndBlock && data.indexOf(END_BLOCK) === -1) {
+      if (buffered > maxBytes) {
+        log.warn({ bytes: buffered }, 'MLLP frame larger than the limit; closing');
+        socket.destroy();
+      }
+      return;
+    }
+    let buffer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    for (;;) {
+      const start = buffer.indexOf(START_BLOCK);
+      if (start === -1) {
+        buffer = Buffer.alloc(0); // bytes outside a frame are noise
+        break;
+      }
+      const end = findFrameEnd(buffer, start + 1);
+      if (end === -1) {
+        if (start > 0) buffer = buffer.subarray(start);
+        break;
+      }
+      const payload = buffer.toString('utf8', start + 1, end);
+      buffer = buffer.subarray(end + 2);
+      queue = queue.then(() => handleFrame(services, socket, payload)).catch((error: unknown) => {
+        log.error({ err: error }, 'MLLP message failed');
+        socket.destroy();
+      });
+    }
+    chunks = buffer.length > 0 ? [Buffer.from(buffer)] : [];
+    buffered = buffer.length;
+    if (buffered > maxBytes) {
+      log.warn({ bytes: buffered }, 'MLLP frame larger than the limit; closing');
+      socket.destroy();
+    }
+  });
+}
+
+function findFrameEnd(buffer: Buffer, from: number): number {
+  let i = buffer.indexOf(END_BLOCK, from);
+  while (i !== -1 && i + 1 < buffer.length && buffer[i + 1] !== CARRIAGE_RETURN) i = buffer.indexOf(END_BLOCK, i + 1);
+  return i !== -1 && i + 1 < buffer.length ? i : -1;
+}
+
+function frame(text: string): Buffer {
+  return Buffer.concat([Buffer.from([START_BLOCK]), Buffer.from(text, 'utf8'), Buffer.from([END_BLOCK, CARRIAGE_RETURN])]);
+}
+
+async function handleFrame(services: Services, socket: Socket, raw: string): Promise<void> {
+  const remote = normaliseIp(socket.remoteAddress ?? '');
+  const refuse = async (message: string) => {
+    await insertRejectedMessage(services.db, { tenantId: null, transport: 'mllp', format: 'hl7v2', remoteAddress: remote, reason: message, raw });
+    services.metrics.inboundMessages.inc({ transport: 'mllp', format: 'hl7v2', outcome: 'rejected' });
+    socket.write(frame(buildAck(ackTargetFromRaw(raw), 'AR', [{ code: HL7_ERROR.unknownKey, location: 'MSH-4', message }])));
+  };
+  let header;
+  try {
+    header = ackTargetOf(parseHl7(raw));
+  } catch (error) {
+    if (!(error instanceof Hl7ParseError)) throw error;
+    await insertRejectedMessage(services.db, { tenantId: null, transport: 'mllp', format: 'hl7v2', remoteAddress: remote, reason: error.message, raw });
+    services.metrics.inboundMessages.inc({ transport: 'mllp', format: 'hl7v2', outcome: 'rejected' });
+    socket.write(frame(buildAck(ackTargetFromRaw(raw), 'AR', [{ code: HL7_ERROR.segmentSequence, location: error.location, message: error.message }])));
+    return;
+  }
+  const facility = firstComponent(header.sendingFacility);
+  const receiving = firstComponent(header.receivingFacility);
+  const candidates = (await findMllpConnections(services.db, facility)).filter(
+    (c) => !c.mllp_receiving_facility || c.mllp_receiving_facility === receiving || c.mllp_receiving_facility === header.receivingFacility,
+  );
+  if (candidates.length === 0) return refuse(`no inbound MLLP connection is configured for sending facility ${facility || '(empty)'}`);
+  const allowed = candidates.filter((c) => ipAllowed(c, remote));
+  if (allowed.length === 0) return refuse(`address ${remote} is not allowed to send for ${facility}`);
+  const tenants = new Set(allowed.map((c) => c.tenant_id));
+  if (tenants.size > 1) return refuse(`sending facility ${facility} is configured for more than one tenant; set the receiving facility (MSH-6) on the connections`);
+  const connection = allowed[0]!;
+  const tenant = await findTenantById(services.db, connection.tenant_id);
+  if (!tenant) return refuse(`the connection's tenant no longer exists`);
+  const result = await receiveHl7(services, {
+    tenant,
+    transport: 'mllp',
+    raw,
+    scopes: null,
+    credentialId: null,
+    connectionId: connection.id,
+    idempotencyKey: null,
+    remoteAddress: remote,
+  });
+  socket.write(frame(result.ack));
+}
+
+/** HD's namespace id (first component), else the whole field. */
+function firstComponent(field: string): string {
+  return field.split('^')[0] || field;
+}
+
+function normaliseIp(ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}
+
+function ipAllowed(connection: Connection, ip: string): boolean {
+  const list = connection.mllp_allow_ips;
+  if (!list || list.length === 0) return true;
+  const blocks = new BlockList();
+  for (const entry of list) {
+    const [address, prefix] = entry.split('/');
+    const type = isIPv6(address!) ? 'ipv6' : 'ipv4';
+    if (prefix) blocks.addSubnet(address!, Number(prefix), type);
+    else blocks.addAddress(address!, type);
+  }
+  return blocks.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
+}

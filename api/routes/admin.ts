@@ -1,0 +1,246 @@
+import { randomUUID } from 'node:crypto';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { appendAudit } from '../../db/audit.ts';
+import { insertConnection, listConnections } from '../../db/connections.ts';
+import { insertCredential, revokeCredential } from '../../db/credentials.ts';
+import type { Connection } from '../../db/schema.ts';
+import { findTenantBySlug, insertTenant, listTenants } from '../../db/tenants.ts';
+import { AppError } from '../errors.ts';
+import type { AppEnv } from '../env.ts';
+import { adminAuth } from '../middleware/admin-auth.ts';
+import { validationHook } from '../validation.ts';
+import { deriveSigningSecret, generateApiKey, hashSecret, newSalt, SCOPES } from '../security/keys.ts';
+import { sealSecret } from '../security/secret-box.ts';
+
+const Slug = z
+  .string()
+  .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'a slug is 1-63 lower-case letters, digits and inner hyphens')
+  .openapi({ example: 'st-marys' });
+const TenantBody = z.object({ slug: Slug, name: z.string().trim().min(1).max(200) }).openapi('NewTenant');
+const TenantOut = z.object({ id: z.string().uuid(), slug: z.string(), name: z.string(), createdAt: z.string() }).openapi('Tenant');
+const SlugParam = z.object({ slug: Slug });
+const ErrorOut = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.array(z.any()) }) }).openapi('Error');
+
+const CredentialBody = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    scopes: z.array(z.enum(SCOPES)).min(1),
+    environment: z.enum(['production', 'sandbox']).default('production'),
+    /** false: a key without a signing secret, whose requests need no signature. */
+    signed: z.boolean().default(true),
+  })
+  .openapi('NewCredential');
+const CredentialOut = z
+  .object({
+    id: z.string().uuid(),
+    name: z.string(),
+    scopes: z.array(z.string()),
+    keyPrefix: z.string(),
+    apiKey: z.string().openapi({ description: 'Shown once; only its hash is kept.' }),
+    signingSecret: z.string().nullable().openapi({ description: 'Shown once; sign request bodies with it (LabRelay-Signature).' }),
+  })
+  .openapi('CreatedCredential');
+
+const Ip = z.string().refine((s) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s), 'an IP address or CIDR');
+const ConnectionBody = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    direction: z.enum(['inbound', 'outbound', 'pull']),
+    format: z.enum(['hl7v2', 'fhir', 'csv', 'json', 'pdf', 'webhook']),
+    environment: z.enum(['sandbox', 'production']),
+    endpoint: z.union([z.object({ url: z.string().url() }).strict(), z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict()]).optional(),
+    auth: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Outbound authentication; encrypted at rest, never returned.' }),
+    mllp: z
+      .object({ sendingFacility: z.string().trim().min(1), receivingFacility: z.string().trim().min(1).optional(), allowIps: z.array(Ip).optional() })
+      .strict()
+      .optional(),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.mllp && !(v.direction === 'inbound' && v.format === 'hl7v2')) {
+      ctx.addIssue({ code: 'custom', path: ['mllp'], message: 'mllp settings belong to an inbound hl7v2 connection' });
+    }
+    if ((v.direction === 'outbound' || v.direction === 'pull') && !v.endpoint) {
+      ctx.addIssue({ code: 'custom', path: ['endpoint'], message: `an ${v.direction} connection needs an endpoint` });
+    }
+  })
+  .openapi('NewConnection');
+const ConnectionOut = z
+  .object({
+    id: z.string().uuid(),
+    name: z.string(),
+    direction: z.string(),
+    format: z.string(),
+    environment: z.string(),
+    endpoint: z.any().nullable(),
+    hasAuth: z.boolean(),
+    mllp: z.object({ sendingFacility: z.string(), receivingFacility: z.string().nullable(), allowIps: z.array(z.string()) }).nullable(),
+    createdAt: z.string(),
+  })
+  .openapi('Connection');
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
+const errors = {
+  400: { description: 'Invalid request', ...json(ErrorOut) },
+  401: { description: 'Missing or wrong admin token', ...json(ErrorOut) },
+};
+
+/** The platform admin API (`Authorization: Bearer $LABRELAY_ADMIN_TOKEN`). */
+export function adminRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.use('*', adminAuth());
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tenants',
+      summary: 'Create a tenant',
+      request: { body: { required: true, ...json(TenantBody) } },
+      responses: { 201: { description: 'Created', ...json(TenantOut) }, 409: { description: 'Slug taken', ...json(ErrorOut) }, ...errors },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const body = c.req.valid('json');
+      const tenant = await db.transaction().execute(async (trx) => {
+        if (await findTenantBySlug(trx, body.slug)) throw new AppError('conflict', `a tenant with slug ${body.slug} already exists`);
+        const created = await insertTenant(trx, body);
+        await appendAudit(trx, { tenantId: created.id, actor: 'admin', action: 'tenant.created', subject: `tenant/${created.id}`, details: { slug: body.slug } });
+        return created;
+      });
+      return c.json({ id: tenant.id, slug: tenant.slug, name: tenant.name, createdAt: new Date(tenant.created_at).toISOString() }, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({ method: 'get', path: '/tenants', summary: 'List tenants', responses: { 200: { description: 'Tenants', ...json(z.object({ tenants: z.array(TenantOut) })) }, ...errors } }),
+    async (c) => {
+      const tenants = await listTenants(c.get('services').db);
+      return c.json({ tenants: tenants.map((t) => ({ id: t.id, slug: t.slug, name: t.name, createdAt: new Date(t.created_at).toISOString() })) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tenants/{slug}/credentials',
+      summary: 'Create a credential (API key and signing secret, shown once)',
+      request: { params: SlugParam, body: { required: true, ...json(CredentialBody) } },
+      responses: { 201: { description: 'Created', ...json(CredentialOut) }, 404: { description: 'No such tenant', ...json(ErrorOut) }, ...errors },
+    }),
+    async (c) => {
+      const { db, config } = c.get('services');
+      const { slug } = c.req.valid('param');
+      const body = c.req.valid('json');
+      const tenant = await requireTenant(c.get('services').db, slug);
+      const id = randomUUID();
+      const key = generateApiKey(body.environment);
+      const salt = newSalt();
+      const signingSecret = body.signed ? deriveSigningSecret(config.masterKey, id, salt) : null;
+      await db.transaction().execute(async (trx) => {
+        await insertCredential(trx, {
+          id,
+          tenantId: tenant.id,
+          name: body.name,
+          scopes: body.scopes,
+          keyPrefix: key.prefix,
+          keyHash: key.hash,
+          signingSecrets: signingSecret ? [{ salt, hash: hashSecret(signingSecret), createdAt: new Date().toISOString() }] : [],
+        });
+        await appendAudit(trx, { tenantId: tenant.id, actor: 'admin', action: 'credential.created', subject: `credential/${id}`, details: { name: body.name, scopes: body.scopes, signed: body.signed } });
+      });
+      return c.json({ id, name: body.name, scopes: body.scopes, keyPrefix: key.prefix, apiKey: key.apiKey, signingSecret }, 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/tenants/{slug}/credentials/{id}',
+      summary: 'Revoke a credential: its key stops working at once',
+      request: { params: z.object({ slug: Slug, id: z.string().uuid() }) },
+      responses: { 204: { description: 'Revoked' }, 404: { description: 'No such tenant or live credential', ...json(ErrorOut) }, ...errors },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const { slug, id } = c.req.valid('param');
+      const tenant = await requireTenant(db, slug);
+      await db.transaction().execute(async (trx) => {
+        if (!(await revokeCredential(trx, tenant.id, id))) throw new AppError('not_found', `tenant ${slug} has no live credential ${id}`);
+        await appendAudit(trx, { tenantId: tenant.id, actor: 'admin', action: 'credential.revoked', subject: `credential/${id}` });
+      });
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tenants/{slug}/connections',
+      summary: 'Create a connection (inbound, outbound or pull)',
+      request: { params: SlugParam, body: { required: true, ...json(ConnectionBody) } },
+      responses: { 201: { description: 'Created', ...json(ConnectionOut) }, 404: { description: 'No such tenant', ...json(ErrorOut) }, ...errors },
+    }),
+    async (c) => {
+      const { db, config } = c.get('services');
+      const { slug } = c.req.valid('param');
+      const body = c.req.valid('json');
+      const tenant = await requireTenant(db, slug);
+      const id = randomUUID();
+      const connection = await db.transaction().execute(async (trx) => {
+        const created = await insertConnection(trx, {
+          id,
+          tenant_id: tenant.id,
+          name: body.name,
+          direction: body.direction,
+          format: body.format,
+          environment: body.environment,
+          endpoint: body.endpoint ? JSON.stringify(body.endpoint) : null,
+          auth_encrypted: body.auth ? sealSecret(config.masterKey, JSON.stringify(body.auth), `connection/${id}`) : null,
+          mllp_sending_facility: body.mllp?.sendingFacility ?? null,
+          mllp_receiving_facility: body.mllp?.receivingFacility ?? null,
+          mllp_allow_ips: body.mllp?.allowIps ? JSON.stringify(body.mllp.allowIps) : null,
+        });
+        await appendAudit(trx, { tenantId: tenant.id, actor: 'admin', action: 'connection.created', subject: `connection/${id}`, details: { name: body.name, direction: body.direction, format: body.format, environment: body.environment } });
+        return created;
+      });
+      return c.json(connectionOut(connection), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/tenants/{slug}/connections',
+      summary: "List a tenant's connections",
+      request: { params: SlugParam },
+      responses: { 200: { description: 'Connections', ...json(z.object({ connections: z.array(ConnectionOut) })) }, 404: { description: 'No such tenant', ...json(ErrorOut) }, ...errors },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const tenant = await requireTenant(db, c.req.valid('param').slug);
+      return c.json({ connections: (await listConnections(db, tenant.id)).map(connectionOut) }, 200);
+    },
+  );
+
+  return app;
+}
+
+async function requireTenant(db: Parameters<typeof findTenantBySlug>[0], slug: string) {
+  const tenant = await findTenantBySlug(db, slug);
+  if (!tenant) throw new AppError('not_found', `there is no tenant ${slug}`);
+  return tenant;
+}
+
+function connectionOut(c: Connection) {
+  return {
+    id: c.id,
+    name: c.name,
+    direction: c.direction,
+    format: c.format,
+    environment: c.environment,
+    endpoint: c.endpoint,
+    hasAuth: c.auth_encrypted !== null,
+    mllp: c.mllp_sending_facility ? { sendingFacility: c.mllp_sending_facility, receivingFacility: c.mllp_receiving_facility, allowIps: c.mllp_allow_ips ?? [] } : null,
+    createdAt: new Date(c.created_at).toISOString(),
+  };
+}

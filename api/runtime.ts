@@ -1,0 +1,149 @@
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { serve, type ServerType } from '@hono/node-server';
+import { Runtime, DefaultLogger } from '@temporalio/worker';
+import { pino, type Logger } from 'pino';
+import { openDatabase, migrateToLatest, type DatabaseHandle } from '../db/connect.ts';
+import { createApp } from './app.ts';
+import { loadConfig, ConfigError, type Config } from './config.ts';
+import { CONSOLE_BUILD_DIR, loadConsole } from './console.ts';
+import type { Services } from './env.ts';
+import { createMetrics } from './metrics.ts';
+import { startMllpListener } from './mllp.ts';
+import { seedDemoTenant, type DemoSeed } from './seed-demo.ts';
+import { readTemporalDevSettings, startTemporalDevServer, type DevServer } from './temporal-dev.ts';
+import { ensureSearchAttributes, lazyTemporalClient, startWorker, temporalTargetFromEnv, waitForNamespace, type TemporalTarget, type WorkerHandle } from './temporal.ts';
+import { createWorkflowStarter } from './workflow-starter.ts';
+
+export type Role = 'all' | 'api' | 'worker';
+
+export interface StartOptions {
+  role: Role;
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** Create the `demo` tenant on first start (the embedded default does). */
+  seedDemo?: boolean;
+  /** Serve the built console (default: when it has been built). */
+  console?: boolean;
+  /** How often the relay looks for inbox rows whose workflow did not start. */
+  relayIntervalMs?: number;
+}
+
+export interface LabRelay {
+  config: Config;
+  services: Services | null;
+  httpPort: number | null;
+  mllpPort: number | null;
+  temporal: TemporalTarget;
+  demo: DemoSeed | null;
+  stop(): Promise<void>;
+}
+
+let temporalRuntimeInstalled = false;
+
+/**
+ * Starts LabRelay in one process: with role `all` everything (embedded Temporal dev server and
+ * PGlite unless TEMPORAL_ADDRESS / DATABASE_URL say otherwise), with `api` the HTTP and MLLP
+ * listeners and the relay, with `worker` the Temporal worker. `stop()` shuts down in reverse order.
+ */
+export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
+  const env = options.env ?? process.env;
+  const config = await loadConfig(env);
+  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'labrelay', role: options.role } });
+  if (!temporalRuntimeInstalled) {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    temporalRuntimeInstalled = true;
+  }
+  if (options.role !== 'all' && !config.databaseUrl) {
+    throw new ConfigError(`the ${options.role} role runs beside other processes and needs a shared database: set DATABASE_URL`);
+  }
+  if (options.role !== 'all' && !config.temporalAddress) {
+    throw new ConfigError(`the ${options.role} role needs a Temporal server shared with the other processes: set TEMPORAL_ADDRESS`);
+  }
+
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) {
+      try {
+        await s();
+      } catch (error) {
+        logger.error({ err: error }, 'error while stopping');
+      }
+    }
+    stops.length = 0;
+  };
+
+  try {
+    const database: DatabaseHandle = await openDatabase({ url: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
+    stops.push(() => database.close());
+    await migrateToLatest(database.db);
+
+    const settings = readTemporalDevSettings();
+    let devServer: DevServer | null = null;
+    let target: TemporalTarget;
+    if (config.temporalAddress) {
+      target = temporalTargetFromEnv(env, config.temporalAddress, settings.namespace, settings.taskQueue);
+    } else {
+      logger.info('starting the embedded Temporal dev server');
+      devServer = await startTemporalDevServer({ settings, dbFile: path.join(config.dataDir, settings.dbFile), logFile: path.join(config.dataDir, 'temporal.log') });
+      stops.push(() => devServer!.stop());
+      target = { address: devServer.address, namespace: devServer.namespace, taskQueue: settings.taskQueue };
+    }
+
+    const client = lazyTemporalClient(target);
+    stops.push(() => client.connection.close());
+    if (devServer) await waitForNamespace(client);
+    else await ensureSearchAttributes(client, settings.searchAttributes, logger);
+
+    const metrics = createMetrics();
+    const starter = createWorkflowStarter({ db: database.db, client: () => client, taskQueue: target.taskQueue, logger, metrics });
+    const services: Services = { config, db: database.db, logger, starter, metrics, temporal: () => client };
+
+    let worker: WorkerHandle | null = null;
+    if (options.role !== 'api') {
+      worker = await startWorker(target, { db: database.db, logger });
+      stops.push(() => worker!.shutdown());
+    }
+
+    let httpPort: number | null = null;
+    let mllpPort: number | null = null;
+    let demo: DemoSeed | null = null;
+    if (options.role !== 'worker') {
+      if (options.seedDemo) demo = await seedDemoTenant(database.db, config.masterKey);
+      const relay = starter.runRelay(options.relayIntervalMs ?? 2000);
+      stops.push(() => relay.stop());
+
+      const wantConsole = options.console ?? true;
+      let fallback;
+      if (wantConsole) {
+        try {
+          fallback = await loadConsole({ db: database.db, masterKey: config.masterKey, adminToken: config.adminToken });
+        } catch (error) {
+          if (options.console === true) throw error;
+          logger.warn(`console not served: ${(error as Error).message} (${CONSOLE_BUILD_DIR})`);
+        }
+      }
+      const app = createApp(services, fallback ? { fallback } : {});
+      const server: ServerType = await new Promise((resolve) => {
+        const s = serve({ fetch: app.fetch, port: config.port, hostname: '0.0.0.0' }, () => resolve(s));
+      });
+      httpPort = (server.address() as AddressInfo).port;
+      stops.push(
+        () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+          }),
+      );
+
+      const mllp = await startMllpListener(services, { port: config.mllpPort });
+      mllpPort = mllp.port;
+      stops.push(() => mllp.close());
+    }
+
+    return { config, services, httpPort, mllpPort, temporal: target, demo, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}

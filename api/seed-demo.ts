@@ -1,0 +1,58 @@
+import { randomUUID } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { appendAudit } from '../db/audit.ts';
+import { insertConnection } from '../db/connections.ts';
+import { insertCredential } from '../db/credentials.ts';
+import type { Database } from '../db/schema.ts';
+import { findTenantBySlug, insertTenant } from '../db/tenants.ts';
+import { deriveSigningSecret, generateApiKey, hashSecret, newSalt, SCOPES } from './security/keys.ts';
+
+export interface DemoSeed {
+  slug: string;
+  /** Present only on the start that created the tenant: secrets are shown once. */
+  apiKey: string | null;
+  signingSecret: string | null;
+  mllpSendingFacility: string;
+}
+
+export const DEMO_SLUG = 'demo';
+export const DEMO_SENDING_FACILITY = 'DEMO_LAB';
+
+/**
+ * The embedded default's demo tenant: slug `demo`, an inbound HL7 connection for MLLP messages from
+ * sending facility DEMO_LAB, and one credential with every scope (printed once, at creation).
+ */
+export async function seedDemoTenant(db: Kysely<Database>, masterKey: Buffer): Promise<DemoSeed> {
+  return db.transaction().execute(async (trx) => {
+    if (await findTenantBySlug(trx, DEMO_SLUG)) return { slug: DEMO_SLUG, apiKey: null, signingSecret: null, mllpSendingFacility: DEMO_SENDING_FACILITY };
+    const tenant = await insertTenant(trx, { slug: DEMO_SLUG, name: 'Demo Hospital' });
+    await insertConnection(trx, {
+      id: randomUUID(),
+      tenant_id: tenant.id,
+      name: 'Demo lab (MLLP)',
+      direction: 'inbound',
+      format: 'hl7v2',
+      environment: 'sandbox',
+      endpoint: null,
+      auth_encrypted: null,
+      mllp_sending_facility: DEMO_SENDING_FACILITY,
+      mllp_receiving_facility: null,
+      mllp_allow_ips: null,
+    });
+    const id = randomUUID();
+    const key = generateApiKey('sandbox');
+    const salt = newSalt();
+    const signingSecret = deriveSigningSecret(masterKey, id, salt);
+    await insertCredential(trx, {
+      id,
+      tenantId: tenant.id,
+      name: 'Demo credential',
+      scopes: [...SCOPES],
+      keyPrefix: key.prefix,
+      keyHash: key.hash,
+      signingSecrets: [{ salt, hash: hashSecret(signingSecret), createdAt: new Date().toISOString() }],
+    });
+    await appendAudit(trx, { tenantId: tenant.id, actor: 'system', action: 'tenant.created', subject: `tenant/${tenant.id}`, details: { slug: DEMO_SLUG, demo: true } });
+    return { slug: DEMO_SLUG, apiKey: key.apiKey, signingSecret, mllpSendingFacility: DEMO_SENDING_FACILITY };
+  });
+}

@@ -1,0 +1,115 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import { markInboxFailed, markInboxStarted, pendingInboxRows, type InboxRow } from '../db/inbox.ts';
+import { MESSAGE_STATUS } from '../db/messages.ts';
+import type { Database } from '../db/schema.ts';
+import type { orderWorkflow } from '../workflows/order-workflow.ts';
+import type { Metrics } from './metrics.ts';
+
+export const TENANT_SEARCH_ATTRIBUTE = defineSearchAttributeKey('LabRelayTenant', SearchAttributeType.KEYWORD);
+export const ORDER_KEY_SEARCH_ATTRIBUTE = defineSearchAttributeKey('LabRelayOrderKey', SearchAttributeType.KEYWORD);
+
+export interface WorkflowStarter {
+  /** Starts (or signals) the order workflow of each inbox row; a failure is left for the relay. */
+  start(rows: InboxRow[], source: 'intake' | 'relay'): Promise<void>;
+  /** One relay pass: retries every inbox row whose start has not succeeded. Returns rows started. */
+  relayOnce(): Promise<number>;
+  /** Runs the relay every `intervalMs` until stopped. */
+  runRelay(intervalMs: number): { stop(): Promise<void> };
+}
+
+export interface WorkflowStarterDeps {
+  db: Kysely<Database>;
+  client: () => Client | null;
+  taskQueue: string;
+  logger: Logger;
+  metrics: Metrics;
+  /** How long one start may take before it is left to the relay. */
+  startTimeoutMs?: number;
+}
+
+/**
+ * The bridge between a committed intake transaction and Temporal: `signalWithStart` on a workflow id
+ * derived from tenant + order, so starting twice is harmless. The inbox row is marked started only
+ * after Temporal accepted the signal, so nothing committed is ever lost.
+ */
+export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarter {
+  const { db, logger, metrics } = deps;
+  const timeout = deps.startTimeoutMs ?? 10_000;
+
+  async function startOne(row: InboxRow, source: 'intake' | 'relay'): Promise<boolean> {
+    const client = deps.client();
+    try {
+      if (!client) throw new Error('Temporal is not connected');
+      await client.connection.withDeadline(Date.now() + timeout, () =>
+        client.workflow.signalWithStart<typeof orderWorkflow, [{ reportId: string }]>('orderWorkflow', {
+          workflowId: row.workflow_id,
+          taskQueue: deps.taskQueue,
+          args: [{ tenantId: row.tenant_id, orderKey: row.order_key }],
+          signal: 'resultReceived',
+          signalArgs: [{ reportId: row.report_id }],
+          typedSearchAttributes: [
+            { key: TENANT_SEARCH_ATTRIBUTE, value: row.tenant_id },
+            { key: ORDER_KEY_SEARCH_ATTRIBUTE, value: row.order_key },
+          ],
+        }),
+      );
+      await db.transaction().execute(async (trx) => {
+        await markInboxStarted(trx, row.report_id);
+        await trx
+          .updateTable('messages')
+          .set({ status: MESSAGE_STATUS.processing, updated_at: new Date() })
+          .where('id', '=', row.message_id)
+          .where('tenant_id', '=', row.tenant_id)
+          .where('status', '=', MESSAGE_STATUS.received)
+          .execute();
+      });
+      metrics.workflowStarts.inc({ outcome: 'ok', source });
+      return true;
+    } catch (error) {
+      metrics.workflowStarts.inc({ outcome: 'failed', source });
+      logger.warn({ err: error, workflowId: row.workflow_id, reportId: row.report_id, source }, 'workflow start failed; the relay will retry');
+      await markInboxFailed(db, row.report_id, (error as Error).message).catch((e: unknown) => logger.error({ err: e }, 'could not record the failed start'));
+      return false;
+    }
+  }
+
+  async function start(rows: InboxRow[], source: 'intake' | 'relay'): Promise<void> {
+    for (const row of rows) await startOne(row, source);
+  }
+
+  async function relayOnce(): Promise<number> {
+    // Rows younger than a few seconds are probably being started by intake right now.
+    const rows = await pendingInboxRows(db, { limit: 200, olderThanSeconds: 3 });
+    let started = 0;
+    for (const row of rows) {
+      if (await startOne(row, 'relay')) started++;
+      else break; // Temporal is down: try again next pass rather than time out on every row.
+    }
+    return started;
+  }
+
+  function runRelay(intervalMs: number) {
+    let stopped = false;
+    let running: Promise<unknown> | null = null;
+    const timer = setInterval(() => {
+      if (stopped || running) return;
+      running = relayOnce()
+        .catch((error: unknown) => logger.error({ err: error }, 'relay pass failed'))
+        .finally(() => {
+          running = null;
+        });
+    }, intervalMs);
+    return {
+      async stop() {
+        stopped = true;
+        clearInterval(timer);
+        await running;
+      },
+    };
+  }
+
+  return { start, relayOnce, runRelay };
+}

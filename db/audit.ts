@@ -1,0 +1,89 @@
+import { createHash } from 'node:crypto';
+import { sql, type Transaction } from 'kysely';
+import type { Database } from './schema.ts';
+import type { Db } from './tenant-scope.ts';
+
+export interface AuditEntry {
+  tenantId: string;
+  /** Who did it: `system`, `credential:{id}`, `admin`, `workflow:{id}`, a user's e-mail. */
+  actor: string;
+  /** What happened, dotted: `message.received`, `report.flagged`, `credential.revoked`. */
+  action: string;
+  /** What it happened to: `message/{id}`, `report/{id}`, `credential/{id}`. */
+  subject: string;
+  details?: Record<string, unknown>;
+  at?: Date;
+}
+
+const GENESIS = '0'.repeat(64);
+
+/**
+ * Appends an audit event to the tenant's hash chain: each event's hash covers the previous event's
+ * hash, so an edited or deleted event breaks the chain. Takes a transaction: the tenant's chain is
+ * locked until it commits, so concurrent appends never fork it.
+ */
+export async function appendAudit(trx: Transaction<Database>, entry: AuditEntry): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtextextended(${entry.tenantId}, 42))`.execute(trx);
+  const last = await trx
+    .selectFrom('audit_events')
+    .select(['sequence', 'hash'])
+    .where('tenant_id', '=', entry.tenantId)
+    .orderBy('sequence', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+  const sequence = last ? Number(last.sequence) + 1 : 1;
+  const prevHash = last?.hash ?? GENESIS;
+  const at = entry.at ?? new Date();
+  const details = entry.details ?? {};
+  const hash = auditHash(prevHash, { tenantId: entry.tenantId, sequence, at: at.toISOString(), actor: entry.actor, action: entry.action, subject: entry.subject, details });
+  await trx
+    .insertInto('audit_events')
+    .values({
+      tenant_id: entry.tenantId,
+      sequence,
+      at,
+      actor: entry.actor,
+      action: entry.action,
+      subject: entry.subject,
+      details: JSON.stringify(details),
+      prev_hash: prevHash,
+      hash,
+    })
+    .execute();
+}
+
+function auditHash(prevHash: string, event: Record<string, unknown>): string {
+  return createHash('sha256').update(prevHash).update(canonicalJson(event)).digest('hex');
+}
+
+/** JSON with object keys sorted, so the same event always hashes the same. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+/** Re-computes a tenant's chain; returns the first sequence number that does not verify, or null. */
+export async function verifyAuditChain(db: Db, tenantId: string): Promise<number | null> {
+  const events = await db.selectFrom('audit_events').selectAll().where('tenant_id', '=', tenantId).orderBy('sequence').execute();
+  let prev = GENESIS;
+  for (const e of events) {
+    const expected = auditHash(prev, {
+      tenantId,
+      sequence: Number(e.sequence),
+      at: new Date(e.at).toISOString(),
+      actor: e.actor,
+      action: e.action,
+      subject: e.subject,
+      details: e.details,
+    });
+    if (e.prev_hash !== prev || e.hash !== expected) return Number(e.sequence);
+    prev = e.hash;
+  }
+  return null;
+}

@@ -1,0 +1,100 @@
+import { randomUUID } from 'node:crypto';
+import type { Message, NewMessage } from './schema.ts';
+import { tenantScope, type Db } from './tenant-scope.ts';
+
+/** Where an inbound message is in its life, as the contract's `GET /messages/{id}` reports it. */
+export const MESSAGE_STATUS = {
+  received: 'received',
+  processing: 'processing',
+  needsReview: 'needs_review',
+  delivered: 'delivered',
+  failed: 'failed',
+} as const;
+export type MessageStatus = (typeof MESSAGE_STATUS)[keyof typeof MESSAGE_STATUS];
+
+/** A message already stored under the same natural key (sender + control id) or Idempotency-Key. */
+export async function findDuplicateMessage(
+  db: Db,
+  tenantId: string,
+  keys: { sender: string | null; controlId: string | null; idempotencyKey: string | null },
+): Promise<Message | undefined> {
+  let query = tenantScope(db, tenantId).selectFrom('messages').selectAll();
+  query = query.where((eb) => {
+    const ors = [];
+    if (keys.idempotencyKey) ors.push(eb('idempotency_key', '=', keys.idempotencyKey));
+    if (keys.sender !== null && keys.controlId) ors.push(eb.and([eb('sender', '=', keys.sender), eb('control_id', '=', keys.controlId)]));
+    return ors.length > 0 ? eb.or(ors) : eb.val(false);
+  });
+  return query.orderBy('received_at').executeTakeFirst();
+}
+
+export async function insertMessage(db: Db, message: NewMessage): Promise<void> {
+  await db.insertInto('messages').values(message).execute();
+}
+
+export async function findMessage(db: Db, tenantId: string, id: string): Promise<Message | undefined> {
+  return tenantScope(db, tenantId).selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function setMessageStatus(db: Db, tenantId: string, id: string, status: MessageStatus, detail: string | null = null): Promise<void> {
+  await tenantScope(db, tenantId)
+    .updateTable('messages')
+    .set({ status, status_detail: detail, updated_at: new Date() })
+    .where('id', '=', id)
+    .execute();
+}
+
+export interface RecentMessage {
+  id: string;
+  tenant_slug: string;
+  transport: string;
+  format: string;
+  message_type: string;
+  control_id: string | null;
+  sender: string | null;
+  status: string;
+  status_detail: string | null;
+  received_at: Date;
+}
+
+/** The newest messages across all tenants (the platform admin's view), or of one tenant. */
+export async function listRecentMessages(db: Db, options: { limit: number; tenantId?: string }): Promise<RecentMessage[]> {
+  let query = db
+    .selectFrom('messages')
+    .innerJoin('tenants', 'tenants.id', 'messages.tenant_id')
+    .select([
+      'messages.id',
+      'tenants.slug as tenant_slug',
+      'messages.transport',
+      'messages.format',
+      'messages.message_type',
+      'messages.control_id',
+      'messages.sender',
+      'messages.status',
+      'messages.status_detail',
+      'messages.received_at',
+    ]);
+  if (options.tenantId) query = query.where('messages.tenant_id', '=', options.tenantId);
+  return query.orderBy('messages.received_at', 'desc').limit(options.limit).execute();
+}
+
+/** Keeps the bytes of a message we refused, apart from accepted data, so nothing is half-stored. */
+export async function insertRejectedMessage(
+  db: Db,
+  input: { tenantId: string | null; transport: string; format: string; remoteAddress: string | null; reason: string; raw: string },
+): Promise<string> {
+  const id = randomUUID();
+  await db
+    .insertInto('rejected_messages')
+    .values({
+      id,
+      tenant_id: input.tenantId,
+      transport: input.transport,
+      format: input.format,
+      remote_address: input.remoteAddress,
+      reason: input.reason.slice(0, 2000),
+      raw: input.raw,
+    })
+    .execute();
+  return id;
+}

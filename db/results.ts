@@ -1,0 +1,195 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { ObservationFlag } from '../domain/flags.ts';
+import type { LabReport, PatientDemographics } from '../domain/model.ts';
+import type { Observation, Report } from './schema.ts';
+import { tenantScope, type Db } from './tenant-scope.ts';
+
+/** Where a report is on its way through the order workflow. */
+export const REPORT_STAGE = {
+  received: 'received',
+  flagged: 'flagged',
+  needsReview: 'needs_review',
+  released: 'released',
+} as const;
+export type ReportStage = (typeof REPORT_STAGE)[keyof typeof REPORT_STAGE];
+
+/** Stores one canonical report and its observations (inside the intake transaction). */
+export async function insertReport(
+  db: Db,
+  input: { tenantId: string; messageId: string; patient: PatientDemographics; orderKey: string; workflowId: string; report: LabReport },
+): Promise<string> {
+  const id = randomUUID();
+  const r = input.report;
+  await db
+    .insertInto('reports')
+    .values({
+      id,
+      tenant_id: input.tenantId,
+      message_id: input.messageId,
+      patient_id: null,
+      patient: JSON.stringify(input.patient),
+      order_key: input.orderKey,
+      placer_order_number: r.placerOrderNumber,
+      filler_order_number: r.fillerOrderNumber,
+      code: JSON.stringify(r.code),
+      status: r.status,
+      ordering_provider: r.orderingProvider ? JSON.stringify(r.orderingProvider) : null,
+      effective_at: r.effectiveAt,
+      issued_at: r.issuedAt,
+      workflow_id: input.workflowId,
+      stage: REPORT_STAGE.received,
+    })
+    .execute();
+  if (r.observations.length > 0) {
+    await db
+      .insertInto('observations')
+      .values(
+        r.observations.map((o) => ({
+          id: randomUUID(),
+          tenant_id: input.tenantId,
+          report_id: id,
+          sequence: o.sequence,
+          code: JSON.stringify(o.code),
+          value_type: o.valueType,
+          value_numeric: o.numericValue,
+          value_comparator: o.comparator,
+          value_text: o.textValue,
+          unit: o.unit,
+          reference_range: o.referenceRange ? JSON.stringify(o.referenceRange) : null,
+          source_flags: JSON.stringify(o.sourceFlags),
+          status: o.status,
+          effective_at: o.effectiveAt ?? r.effectiveAt,
+          interpretation: null,
+          critical: null,
+          flag_reasons: null,
+          flagged_at: null,
+        })),
+      )
+      .execute();
+  }
+  return id;
+}
+
+export async function findReport(db: Db, tenantId: string, reportId: string): Promise<Report | undefined> {
+  return tenantScope(db, tenantId).selectFrom('reports').selectAll().where('id', '=', reportId).executeTakeFirst();
+}
+
+export async function findObservationsOfReports(db: Db, tenantId: string, reportIds: string[]): Promise<Observation[]> {
+  if (reportIds.length === 0) return [];
+  return tenantScope(db, tenantId).selectFrom('observations').selectAll().where('report_id', 'in', reportIds).orderBy('report_id').orderBy('sequence').execute();
+}
+
+export async function saveObservationFlag(db: Db, tenantId: string, observationId: string, flag: ObservationFlag): Promise<void> {
+  await tenantScope(db, tenantId)
+    .updateTable('observations')
+    .set({ interpretation: flag.interpretation, critical: flag.critical, flag_reasons: JSON.stringify(flag.reasons), flagged_at: new Date() })
+    .where('id', '=', observationId)
+    .execute();
+}
+
+export async function setReportStage(db: Db, tenantId: string, reportId: string, stage: ReportStage): Promise<void> {
+  await tenantScope(db, tenantId).updateTable('reports').set({ stage, updated_at: new Date() }).where('id', '=', reportId).execute();
+}
+
+export async function setReportPatient(db: Db, tenantId: string, reportId: string, patientId: string): Promise<void> {
+  await tenantScope(db, tenantId).updateTable('reports').set({ patient_id: patientId, updated_at: new Date() }).where('id', '=', reportId).execute();
+}
+
+/** The stages of every report of a message, to derive the message's status. */
+export async function reportStagesOfMessage(db: Db, tenantId: string, messageId: string): Promise<ReportStage[]> {
+  const rows = await tenantScope(db, tenantId).selectFrom('reports').select('stage').where('message_id', '=', messageId).execute();
+  return rows.map((r) => r.stage as ReportStage);
+}
+
+export interface ReportSearch {
+  patientIds?: string[];
+  codes?: { system: string | null; code: string }[];
+  statuses?: string[];
+  /** Inclusive bounds on the report's effective time. */
+  effectiveFrom?: Date;
+  effectiveTo?: Date;
+  updatedFrom?: Date;
+  updatedTo?: Date;
+  ids?: string[];
+  count: number;
+  offset: number;
+}
+
+/** Released reports of a tenant matching a search, newest first, with the total before paging. */
+export async function searchReleasedReports(db: Db, tenantId: string, search: ReportSearch): Promise<{ total: number; reports: Report[] }> {
+  let query = tenantScope(db, tenantId).selectFrom('reports').where('stage', '=', REPORT_STAGE.released);
+  if (search.ids) query = query.where('id', 'in', search.ids.length > 0 ? search.ids : ['00000000-0000-0000-0000-000000000000']);
+  if (search.patientIds) query = query.where('patient_id', 'in', search.patientIds.length > 0 ? search.patientIds : ['00000000-0000-0000-0000-000000000000']);
+  if (search.statuses) query = query.where('status', 'in', search.statuses);
+  if (search.codes) {
+    const codes = search.codes;
+    query = query.where((eb) =>
+      eb.or(
+        codes.map((c) =>
+          c.system === null
+            ? eb(sql<string>`code->>'code'`, '=', c.code)
+            : eb.and([eb(sql<string>`code->>'code'`, '=', c.code), eb(sql<string>`code->>'system'`, '=', c.system)]),
+        ),
+      ),
+    );
+  }
+  if (search.effectiveFrom) query = query.where('effective_at', '>=', search.effectiveFrom);
+  if (search.effectiveTo) query = query.where('effective_at', '<=', search.effectiveTo);
+  if (search.updatedFrom) query = query.where('updated_at', '>=', search.updatedFrom);
+  if (search.updatedTo) query = query.where('updated_at', '<=', search.updatedTo);
+  const totalRow = await query.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow();
+  const reports = await query.selectAll().orderBy('effective_at', 'desc').orderBy('id').limit(search.count).offset(search.offset).execute();
+  return { total: Number(totalRow.total), reports };
+}
+
+export interface ObservationSearch {
+  patientIds?: string[];
+  codes?: { system: string | null; code: string }[];
+  ids?: string[];
+  count: number;
+  offset: number;
+}
+
+export interface ObservationWithReport extends Observation {
+  patient_id: string | null;
+  report_updated_at: Date;
+  report_issued_at: Date | null;
+}
+
+/** Observations of released reports matching a search, newest first, with the total before paging. */
+export async function searchReleasedObservations(
+  db: Db,
+  tenantId: string,
+  search: ObservationSearch,
+): Promise<{ total: number; observations: ObservationWithReport[] }> {
+  const none = ['00000000-0000-0000-0000-000000000000'];
+  let query = tenantScope(db, tenantId)
+    .selectFrom('observations')
+    .innerJoin('reports', 'reports.id', 'observations.report_id')
+    .where('reports.stage', '=', REPORT_STAGE.released);
+  if (search.ids) query = query.where('observations.id', 'in', search.ids.length > 0 ? search.ids : none);
+  if (search.patientIds) query = query.where('reports.patient_id', 'in', search.patientIds.length > 0 ? search.patientIds : none);
+  if (search.codes) {
+    const codes = search.codes;
+    query = query.where((eb) =>
+      eb.or(
+        codes.map((c) =>
+          c.system === null
+            ? eb(sql<string>`observations.code->>'code'`, '=', c.code)
+            : eb.and([eb(sql<string>`observations.code->>'code'`, '=', c.code), eb(sql<string>`observations.code->>'system'`, '=', c.system)]),
+        ),
+      ),
+    );
+  }
+  const totalRow = await query.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow();
+  const observations = await query
+    .selectAll('observations')
+    .select(['reports.patient_id', 'reports.updated_at as report_updated_at', 'reports.issued_at as report_issued_at'])
+    .orderBy('observations.effective_at', 'desc')
+    .orderBy('observations.id')
+    .limit(search.count)
+    .offset(search.offset)
+    .execute();
+  return { total: Number(totalRow.total), observations };
+}

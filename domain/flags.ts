@@ -1,0 +1,108 @@
+import type { CriticalLimit } from './critical-values.ts';
+import { INTERPRETATION, OBSERVATION_VALUE_TYPE, type Interpretation, type ObservationResult, type ReferenceRange } from './model.ts';
+import { convertUnit } from './units.ts';
+
+/**
+ * Reads a reference range as labs write it: `3.5-5.1`, `3.5 - 5.1`, `<200`, `>=60`, `-2.0-2.0`.
+ * Anything else (`negative`, `see note`) is kept as text with no numeric bounds.
+ *
+ * @example parseReferenceRange('3.5-5.1') // { low: 3.5, high: 5.1, text: '3.5-5.1' }
+ */
+export function parseReferenceRange(text: string): ReferenceRange {
+  const t = text.trim();
+  const num = String.raw`[+-]?(?:\d+\.?\d*|\.\d+)`;
+  const between = new RegExp(`^(${num})\\s*(?:-|–|to)\\s*(${num})$`).exec(t);
+  if (between) return { low: Number(between[1]), high: Number(between[2]), text: t };
+  const upper = new RegExp(`^(<=?)\\s*(${num})$`).exec(t);
+  if (upper) return { low: null, high: Number(upper[2]), text: t };
+  const lower = new RegExp(`^(>=?)\\s*(${num})$`).exec(t);
+  if (lower) return { low: Number(lower[2]), high: null, text: t };
+  return { low: null, high: null, text: t || null };
+}
+
+/** HL7 table 0078 / v3 ObservationInterpretation codes that mean "critical" whatever the table says. */
+const CRITICAL_SOURCE_FLAGS = new Set(['HH', 'LL', 'AA']);
+
+export interface ObservationFlag {
+  interpretation: Interpretation | null;
+  /** True when the value is critical; null when it could not be decided (see `reasons`). */
+  critical: boolean | null;
+  /** Why the flag is what it is, in words a reviewer reads, e.g. "above critical high 6.2 mmol/L". */
+  reasons: string[];
+  /** True when a person must look at the value before it is trusted (e.g. a unit we cannot convert). */
+  needsReview: boolean;
+}
+
+/**
+ * Flags one result: the reference range (the message's own, else `defaultRange`), the sender's
+ * abnormal flags, and the critical table with units converted by UCUM. Critical flags from the
+ * sender (HH, LL, AA) are critical whatever the table says; a numeric result whose unit cannot be
+ * converted to the table's unit needs review and is never silently passed.
+ *
+ * @example
+ * flagObservation(potassium(6.8, 'mmol/L'), DEFAULT_CRITICAL_TABLE)
+ * // { interpretation: 'HH', critical: true, reasons: ['above critical high 6.2 mmol/L'], needsReview: false }
+ */
+export function flagObservation(
+  obs: ObservationResult,
+  criticalTable: readonly CriticalLimit[],
+  defaultRange: ReferenceRange | null = null,
+): ObservationFlag {
+  const reasons: string[] = [];
+  const sourceCritical = obs.sourceFlags.find((f) => CRITICAL_SOURCE_FLAGS.has(f));
+  let critical: boolean | null = sourceCritical ? true : false;
+  let needsReview = false;
+  let criticalDirection: 'low' | 'high' | null = sourceCritical === 'LL' ? 'low' : sourceCritical === 'HH' ? 'high' : null;
+  if (sourceCritical) reasons.push(`the sender flagged it ${sourceCritical}`);
+
+  let rangeDirection: 'low' | 'high' | 'normal' | null = null;
+  const value = obs.valueType === OBSERVATION_VALUE_TYPE.quantity ? obs.numericValue : null;
+  const range = obs.referenceRange && (obs.referenceRange.low !== null || obs.referenceRange.high !== null) ? obs.referenceRange : defaultRange;
+  if (value !== null && range) {
+    if (range.low !== null && (value < range.low || (value === range.low && obs.comparator === '<'))) rangeDirection = 'low';
+    else if (range.high !== null && (value > range.high || (value === range.high && obs.comparator === '>'))) rangeDirection = 'high';
+    else rangeDirection = 'normal';
+    if (rangeDirection !== 'normal') reasons.push(`${rangeDirection === 'low' ? 'below' : 'above'} the reference range ${range.text ?? `${range.low ?? ''}-${range.high ?? ''}`}`);
+  }
+
+  const limit = obs.code.system === 'http://loinc.org' || obs.code.system === 'LN' ? criticalTable.find((l) => l.loinc === obs.code.code) : undefined;
+  if (limit && value !== null) {
+    const converted = convertUnit(value, obs.unit, limit.unit, limit.molecularWeight);
+    if (converted === null) {
+      needsReview = true;
+      if (!sourceCritical) critical = null;
+      reasons.push(`unit ${obs.unit ?? '(none)'} cannot be converted to ${limit.unit} to check the critical limits of ${limit.name}`);
+    } else if (limit.low !== null && converted < limit.low) {
+      critical = true;
+      criticalDirection = 'low';
+      reasons.push(`below critical low ${limit.low} ${limit.unit}`);
+    } else if (limit.high !== null && converted > limit.high) {
+      critical = true;
+      criticalDirection = 'high';
+      reasons.push(`above critical high ${limit.high} ${limit.unit}`);
+    }
+  }
+
+  return { interpretation: interpretationOf(critical === true, criticalDirection, rangeDirection, obs.sourceFlags), critical, reasons, needsReview };
+}
+
+function interpretationOf(
+  critical: boolean,
+  criticalDirection: 'low' | 'high' | null,
+  rangeDirection: 'low' | 'high' | 'normal' | null,
+  sourceFlags: string[],
+): Interpretation | null {
+  if (critical) {
+    const direction = criticalDirection ?? (rangeDirection === 'low' || rangeDirection === 'high' ? rangeDirection : null);
+    if (direction === 'low') return INTERPRETATION.criticalLow;
+    if (direction === 'high') return INTERPRETATION.criticalHigh;
+    return INTERPRETATION.criticalAbnormal;
+  }
+  if (rangeDirection === 'low') return INTERPRETATION.low;
+  if (rangeDirection === 'high') return INTERPRETATION.high;
+  if (rangeDirection === 'normal') return INTERPRETATION.normal;
+  // No numeric range to judge by: trust the sender's own flag when it is one we know.
+  const known: Record<string, Interpretation> = { N: 'N', L: 'L', H: 'H', A: 'A' };
+  for (const f of sourceFlags) if (known[f]) return known[f]!;
+  return null;
+}

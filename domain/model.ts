@@ -1,0 +1,111 @@
+/**
+ * The canonical model: what every inbound format (HL7 v2, FHIR, CSV, JSON, PDF) is mapped to, and
+ * what every outbound format is built from. Field names follow FHIR R4 where one exists.
+ */
+
+/** A code from a code system, e.g. LOINC 2823-3 "Potassium". */
+export interface Coding {
+  /** Canonical URI when known (`http://loinc.org`), else the sender's coding-system name. */
+  system: string | null;
+  code: string;
+  display: string | null;
+}
+
+export interface Identifier {
+  /** Assigning authority (HL7 CX-4) or FHIR Identifier.system; empty string when the sender gave none. */
+  system: string;
+  value: string;
+  /** Identifier type code, e.g. MR (medical record number). */
+  type: string | null;
+}
+
+export interface PatientDemographics {
+  identifiers: Identifier[];
+  familyName: string | null;
+  givenNames: string[];
+  /** YYYY-MM-DD, or a partial date (YYYY, YYYY-MM) when that is all the sender gave. */
+  birthDate: string | null;
+  /** FHIR administrative gender: male | female | other | unknown. */
+  sex: string | null;
+}
+
+export interface Practitioner {
+  id: string | null;
+  familyName: string | null;
+  givenNames: string[];
+}
+
+export interface ReferenceRange {
+  low: number | null;
+  high: number | null;
+  /** The range as the sender wrote it, e.g. "3.5-5.1" or "<200". */
+  text: string | null;
+}
+
+export const OBSERVATION_VALUE_TYPE = {
+  quantity: 'quantity',
+  text: 'text',
+  coded: 'coded',
+} as const;
+export type ObservationValueType = (typeof OBSERVATION_VALUE_TYPE)[keyof typeof OBSERVATION_VALUE_TYPE];
+
+/** FHIR ObservationStatus / DiagnosticReportStatus values used by LabRelay. */
+export const RESULT_STATUS = {
+  registered: 'registered',
+  preliminary: 'preliminary',
+  final: 'final',
+  amended: 'amended',
+  corrected: 'corrected',
+  cancelled: 'cancelled',
+  enteredInError: 'entered-in-error',
+} as const;
+export type ResultStatus = (typeof RESULT_STATUS)[keyof typeof RESULT_STATUS];
+
+export interface ObservationResult {
+  /** Position in the report (HL7 OBX-1 or order of appearance), unique within the report. */
+  sequence: number;
+  code: Coding;
+  valueType: ObservationValueType;
+  /** For quantities; null when the value is text or coded. */
+  numericValue: number | null;
+  /** `<`, `<=`, `>`, `>=` when the sender gave a bounded value such as `<0.01`. */
+  comparator: string | null;
+  /** The value as text for text/coded values (and the original text of a quantity). */
+  textValue: string | null;
+  unit: string | null;
+  referenceRange: ReferenceRange | null;
+  /** Abnormal flags as the sender gave them (HL7 table 0078 / FHIR interpretation codes). */
+  sourceFlags: string[];
+  status: ResultStatus;
+  effectiveAt: string | null;
+}
+
+/** One diagnostic report: an order (HL7 OBR group) and its results. */
+export interface LabReport {
+  placerOrderNumber: string | null;
+  fillerOrderNumber: string | null;
+  code: Coding;
+  status: ResultStatus;
+  orderingProvider: Practitioner | null;
+  effectiveAt: string | null;
+  issuedAt: string | null;
+  observations: ObservationResult[];
+}
+
+/** A result message: one patient, one or more reports. */
+export interface ResultMessage {
+  patient: PatientDemographics;
+  reports: LabReport[];
+}
+
+/** The interpretation codes LabRelay assigns (HL7 v3 ObservationInterpretation). */
+export const INTERPRETATION = {
+  normal: 'N',
+  low: 'L',
+  high: 'H',
+  criticalLow: 'LL',
+  criticalHigh: 'HH',
+  abnormal: 'A',
+  criticalAbnormal: 'AA',
+} as const;
+export type Interpretation = (typeof INTERPRETATION)[keyof typeof INTERPRETATION];
