@@ -104,9 +104,11 @@ async function renderError(error: Error, c: Context<AppEnv>) {
   const appError = toAppError(error, c);
   const path = c.req.path;
   if (/^\/v1\/t\/[^/]+\/hl7\/?$/.test(path)) {
+    // Echo the sender's MSH-10 in MSA-2 whenever the body is at hand (not when it was too large).
     let raw = '';
     const body = c.get('rawBody');
     if (body) raw = new TextDecoder().decode(body.subarray(0, 4096));
+    else if (appError.code !== 'payload_too_large') raw = await c.req.text().then((t) => t.slice(0, 4096), () => '');
     const ack = buildAck(ackTargetFromRaw(raw), 'AR', [{ code: appError.status >= 500 ? HL7_ERROR.internalError : HL7_ERROR.unknownKey, location: null, message: appError.message }]);
     return c.body(ack, appError.status as 400, { 'Content-Type': 'application/hl7-v2; charset=utf-8' });
   }

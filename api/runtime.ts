@@ -78,7 +78,8 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
     stops.push(() => database.close());
     await migrateToLatest(database.db);
 
-    const settings = readTemporalDevSettings();
+    const devSettings = readTemporalDevSettings();
+    const settings = { ...devSettings, taskQueue: config.taskQueue ?? devSettings.taskQueue };
     let devServer: DevServer | null = null;
     let target: TemporalTarget;
     if (config.temporalAddress) {

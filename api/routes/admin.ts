@@ -3,7 +3,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { appendAudit } from '../../db/audit.ts';
 import { insertConnection, listConnections } from '../../db/connections.ts';
 import { insertCredential, revokeCredential } from '../../db/credentials.ts';
-import type { Connection } from '../../db/schema.ts';
+import type { Connection, Tenant } from '../../db/schema.ts';
 import { findTenantBySlug, insertTenant, listTenants } from '../../db/tenants.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
@@ -17,7 +17,15 @@ const Slug = z
   .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'a slug is 1-63 lower-case letters, digits and inner hyphens')
   .openapi({ example: 'st-marys' });
 const TenantBody = z.object({ slug: Slug, name: z.string().trim().min(1).max(200) }).openapi('NewTenant');
-const TenantOut = z.object({ id: z.string().uuid(), slug: z.string(), name: z.string(), createdAt: z.string() }).openapi('Tenant');
+const TenantSettings = z
+  .object({
+    releaseDelaySeconds: z.number().int().min(0).max(7 * 24 * 3600).optional().openapi({ description: 'Seconds a flagged result is held before release.' }),
+  })
+  .strict();
+const TenantPatch = z.object({ name: z.string().trim().min(1).max(200).optional(), settings: TenantSettings.optional() }).strict().openapi('TenantPatch');
+const TenantOut = z
+  .object({ id: z.string().uuid(), slug: z.string(), name: z.string(), settings: TenantSettings, createdAt: z.string() })
+  .openapi('Tenant');
 const SlugParam = z.object({ slug: Slug });
 const ErrorOut = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.array(z.any()) }) }).openapi('Error');
 
@@ -107,7 +115,35 @@ export function adminRoutes() {
         await appendAudit(trx, { tenantId: created.id, actor: 'admin', action: 'tenant.created', subject: `tenant/${created.id}`, details: { slug: body.slug } });
         return created;
       });
-      return c.json({ id: tenant.id, slug: tenant.slug, name: tenant.name, createdAt: new Date(tenant.created_at).toISOString() }, 201);
+      return c.json(tenantOut(tenant), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/tenants/{slug}',
+      summary: "Change a tenant's name or settings",
+      request: { params: SlugParam, body: { required: true, ...json(TenantPatch) } },
+      responses: { 200: { description: 'Changed', ...json(TenantOut) }, 404: { description: 'No such tenant', ...json(ErrorOut) }, ...errors },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const { slug } = c.req.valid('param');
+      const body = c.req.valid('json');
+      const updated = await db.transaction().execute(async (trx) => {
+        const tenant = await requireTenant(trx, slug);
+        const settings = { ...tenant.settings, ...(body.settings ?? {}) };
+        const row = await trx
+          .updateTable('tenants')
+          .set({ name: body.name ?? tenant.name, settings: JSON.stringify(settings) })
+          .where('id', '=', tenant.id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await appendAudit(trx, { tenantId: tenant.id, actor: 'admin', action: 'tenant.updated', subject: `tenant/${tenant.id}`, details: { ...body } });
+        return row;
+      });
+      return c.json(tenantOut(updated), 200);
     },
   );
 
@@ -115,7 +151,7 @@ export function adminRoutes() {
     createRoute({ method: 'get', path: '/tenants', summary: 'List tenants', responses: { 200: { description: 'Tenants', ...json(z.object({ tenants: z.array(TenantOut) })) }, ...errors } }),
     async (c) => {
       const tenants = await listTenants(c.get('services').db);
-      return c.json({ tenants: tenants.map((t) => ({ id: t.id, slug: t.slug, name: t.name, createdAt: new Date(t.created_at).toISOString() })) }, 200);
+      return c.json({ tenants: tenants.map(tenantOut) }, 200);
     },
   );
 
@@ -229,6 +265,10 @@ async function requireTenant(db: Parameters<typeof findTenantBySlug>[0], slug: s
   const tenant = await findTenantBySlug(db, slug);
   if (!tenant) throw new AppError('not_found', `there is no tenant ${slug}`);
   return tenant;
+}
+
+function tenantOut(t: Tenant) {
+  return { id: t.id, slug: t.slug, name: t.name, settings: t.settings, createdAt: new Date(t.created_at).toISOString() };
 }
 
 function connectionOut(c: Connection) {

@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // Forks, not threads: Temporal's native bridge and PGlite's wasm are happier in processes.
+    pool: 'forks',
+    maxWorkers: 2,
+    globalSetup: ['test/setup/global.ts'],
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+  },
+});
