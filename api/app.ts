@@ -102,6 +102,7 @@ const ISSUE_TYPE: Record<ErrorCode, IssueType> = {
 /** The one place errors become responses: JSON, FHIR OperationOutcome or HL7 ACK by route. */
 async function renderError(error: Error, c: Context<AppEnv>) {
   const appError = toAppError(error, c);
+  closeIfUnread(c, appError);
   const path = c.req.path;
   if (/^\/v1\/t\/[^/]+\/hl7\/?$/.test(path)) {
     // Echo the sender's MSH-10 in MSA-2 whenever the body is at hand (not when it was too large).
@@ -124,6 +125,11 @@ async function renderError(error: Error, c: Context<AppEnv>) {
     return c.body(JSON.stringify(outcome), appError.status as 400, { 'Content-Type': 'application/fhir+json; charset=utf-8' });
   }
   return c.json(errorBody(appError), appError.status as 400);
+}
+
+/** After a 413 the rest of the body is never read: the connection cannot carry another request. */
+function closeIfUnread(c: Context<AppEnv>, error: AppError): void {
+  if (error.code === 'payload_too_large') c.header('Connection', 'close');
 }
 
 function toAppError(error: Error, c: Context<AppEnv>): AppError {

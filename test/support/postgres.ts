@@ -50,8 +50,9 @@ export async function startTestPostgres(): Promise<TestPostgres> {
   return {
     adminUrl,
     async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT');
+      // pg_ctl signals the postmaster itself (runuser does not pass signals on to it).
+      const exited = child.exitCode === null ? new Promise((r) => child.once('exit', r)) : Promise.resolve();
+      execFileSync(...run(path.join(bin, 'pg_ctl'), ['-D', dataDir, 'stop', '-m', 'immediate']), { stdio: 'ignore' });
       await exited;
       rmSync(dir, { recursive: true, force: true });
     },
