@@ -1,0 +1,70 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { basicMetabolicPanel } from '../fixtures/hl7.ts';
+import { ADMIN_TOKEN, createTenantWithCredential, postHl7, startTestLabRelay, waitForMessageStatus, type TestLabRelay } from '../support/labrelay.ts';
+
+const SCREENSHOTS = path.resolve(import.meta.dirname, '..', '..', 'test-results', 'screenshots');
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+describe('console in a real browser', () => {
+  let lr: TestLabRelay;
+  let browser: Browser;
+  beforeAll(async () => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    lr = await startTestLabRelay('pglite', { console: true });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await lr?.stop();
+  });
+
+  test('an admin signs in with the token and sees tenants and recent messages with their status', async () => {
+    const cred = await createTenantWithCredential(lr.baseUrl, 'consolelab');
+    const response = await postHl7(lr.baseUrl, cred, basicMetabolicPanel({ controlId: 'CONSOLE-1' }));
+    await waitForMessageStatus(lr.baseUrl, cred, response.headers.get('labrelay-message-id')!, 'delivered');
+
+    const page = await browser.newPage();
+    await page.goto(`${lr.baseUrl}/`);
+    expect(new URL(page.url()).pathname).toBe('/login');
+    // The form works with or without JavaScript (use:enhance), so no need to wait for hydration.
+
+    await page.getByLabel('Admin token').fill('not-the-token');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('not valid');
+
+    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.waitForURL(`${lr.baseUrl}/`);
+    await page.getByRole('heading', { name: 'Tenants' }).waitFor();
+    const tenantRow = page.getByRole('region', { name: 'Tenants' }).getByRole('row', { name: /consolelab/ });
+    expect(await tenantRow.textContent()).toContain('Tenant consolelab');
+    const messageRow = page.getByRole('region', { name: 'Recent messages' }).getByRole('row', { name: /CONSOLE-1/ });
+    expect(await messageRow.textContent()).toMatch(/consolelab.*http.*ORU\^R01.*CONSOLE-1.*delivered/s);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'overview.png'), fullPage: true });
+
+    const cookies = await page.context().cookies();
+    const session = cookies.find((c) => c.name === 'labrelay_session');
+    expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.waitForURL(`${lr.baseUrl}/login`);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'login.png') });
+  });
+
+  test('a form posted from another origin is refused', async () => {
+    const response = await fetch(`${lr.baseUrl}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' },
+      body: `token=${ADMIN_TOKEN}`,
+      redirect: 'manual',
+    });
+    expect(response.status).toBe(403);
+    expect(response.headers.get('set-cookie')).toBeNull();
+  });
+});
