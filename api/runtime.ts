@@ -86,7 +86,9 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
       target = temporalTargetFromEnv(env, config.temporalAddress, settings.namespace, settings.taskQueue);
     } else {
       logger.info('starting the embedded Temporal dev server');
-      devServer = await startTemporalDevServer({ settings, dbFile: path.join(config.dataDir, settings.dbFile), logFile: path.join(config.dataDir, 'temporal.log') });
+      devServer = await startTemporalDevServer({ settings, dbFile: path.join(config.dataDir, settings.dbFile), logFile: path.join(config.dataDir, 'temporal.log'),
+        pidFile: path.join(config.dataDir, 'temporal.pid'),
+      });
       stops.push(() => devServer!.stop());
       target = { address: devServer.address, namespace: devServer.namespace, taskQueue: settings.taskQueue };
     }

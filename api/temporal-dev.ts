@@ -1,5 +1,5 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -61,6 +61,13 @@ export interface DevServerOptions {
   port?: number;
   /** Where the server's own output goes (appended); discarded when omitted. */
   logFile?: string;
+  /**
+   * Records the server's pid. The server runs in its own process group, so a terminal's Ctrl-C
+   * reaches only LabRelay, which then stops the worker before the server; a server left behind by
+   * a LabRelay that was killed outright is stopped at the next start, before a new one opens the
+   * same SQLite file.
+   */
+  pidFile?: string;
 }
 
 /**
@@ -76,7 +83,12 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   for (const [name, type] of Object.entries(settings.searchAttributes)) args.push('--search-attribute', `${name}=${type}`);
   args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');
   args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true');
-  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (options.pidFile) await stopLeftoverServer(options.pidFile);
+  const child = spawn(cli, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  if (options.pidFile && child.pid) writeFileSync(options.pidFile, String(child.pid));
+  // If this process exits without stop() (an uncaught error), do not leave the server behind.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
   if (options.logFile) {
     const log = createWriteStream(options.logFile, { flags: 'a' });
     child.stdout!.pipe(log);
@@ -102,13 +114,37 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
     namespace: settings.namespace,
     process: child,
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-      await exited;
-      clearTimeout(timer);
+      process.off('exit', killOnExit);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+        await exited;
+        clearTimeout(timer);
+      }
+      if (options.pidFile) rmSync(options.pidFile, { force: true });
     },
   };
+}
+
+async function stopLeftoverServer(pidFile: string): Promise<void> {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return;
+  }
+  let cmdline = '';
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    // not running (or no /proc): nothing to stop
+  }
+  if (Number.isInteger(pid) && pid > 0 && cmdline.includes('start-dev')) {
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 50 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 200));
+    if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
+  }
+  rmSync(pidFile, { force: true });
 }
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {

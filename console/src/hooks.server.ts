@@ -1,4 +1,4 @@
-import type { Handle } from '@sveltejs/kit';
+import type { Handle } from '@sveltejs/kit/hooks';
 import { services } from './lib/server/services.ts';
 import { SESSION_COOKIE, sessionIsValid } from './lib/server/session.ts';
 

@@ -43,7 +43,7 @@ export async function startTestPostgres(): Promise<TestPostgres> {
       await client.end();
       break;
     } catch (error) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`test Postgres did not start: ${(error as Error).message}`);
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`test Postgres did not start: ${(error as Error).message}`, { cause: error });
       await new Promise((r) => setTimeout(r, 200));
     }
   }

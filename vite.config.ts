@@ -2,7 +2,7 @@ import adapter from '@sveltejs/adapter-node';
 import { sveltekit } from '@sveltejs/kit/vite';
 import { defineConfig } from 'vite';
 
-// Built from the project root (`vite build --config console/vite.config.ts`): one package.json
+// The console (console/) is built from the project root (`npm run build`): one package.json
 // holds every dependency. The console is served by the API process (api/console.ts mounts the
 // built handler), so the adapter's environment variables are prefixed apart from LabRelay's own.
 export default defineConfig({
