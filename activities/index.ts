@@ -17,7 +17,12 @@ import type { Database, Observation } from '../db/schema.ts';
 import { findTenantById } from '../db/tenants.ts';
 import { DEFAULT_CRITICAL_TABLE } from '../domain/critical-values.ts';
 import { flagObservation } from '../domain/flags.ts';
-import { RESULT_STATUS, type ObservationResult, type ObservationValueType, type ResultStatus } from '../domain/model.ts';
+import {
+  RESULT_STATUS,
+  type ObservationResult,
+  type ObservationValueType,
+  type ResultStatus,
+} from '../domain/model.ts';
 
 export interface ActivityDeps {
   db: Kysely<Database>;
@@ -53,8 +58,20 @@ export function createActivities({ db, logger }: ActivityDeps) {
         const matches = await findPatientsByIdentifiers(trx, ref.tenantId, demographics.identifiers);
         if (matches.length > 1) {
           await setReportStage(trx, ref.tenantId, ref.reportId, REPORT_STAGE.needsReview);
-          await setMessageStatus(trx, ref.tenantId, report.message_id, MESSAGE_STATUS.needsReview, 'the identifiers belong to more than one patient');
-          await appendAudit(trx, { tenantId: ref.tenantId, actor: 'workflow', action: 'patient.ambiguous', subject: `report/${ref.reportId}`, details: { candidates: matches } });
+          await setMessageStatus(
+            trx,
+            ref.tenantId,
+            report.message_id,
+            MESSAGE_STATUS.needsReview,
+            'the identifiers belong to more than one patient',
+          );
+          await appendAudit(trx, {
+            tenantId: ref.tenantId,
+            actor: 'workflow',
+            action: 'patient.ambiguous',
+            subject: `report/${ref.reportId}`,
+            details: { candidates: matches },
+          });
           return { patientId: null, needsReview: true };
         }
         const patientId = matches[0] ?? (await insertPatient(trx, ref.tenantId, demographics));
@@ -72,19 +89,35 @@ export function createActivities({ db, logger }: ActivityDeps) {
     },
 
     /** Flags every result of the report and records why; says whether a person must look first. */
-    async flagReport(ref: ReportRef): Promise<{ critical: boolean; needsReview: boolean; final: boolean; releaseDelaySeconds: number }> {
+    async flagReport(
+      ref: ReportRef,
+    ): Promise<{ critical: boolean; needsReview: boolean; final: boolean; releaseDelaySeconds: number }> {
       const report = await loadReport(ref);
       const tenant = await findTenantById(db, ref.tenantId);
       const observations = await findObservationsOfReports(db, ref.tenantId, [ref.reportId]);
-      const flags = observations.map((o) => ({ id: o.id, flag: flagObservation(toObservationResult(o), DEFAULT_CRITICAL_TABLE) }));
+      const flags = observations.map((o) => ({
+        id: o.id,
+        flag: flagObservation(toObservationResult(o), DEFAULT_CRITICAL_TABLE),
+      }));
       const critical = flags.some((f) => f.flag.critical === true);
       const needsReview = flags.some((f) => f.flag.needsReview);
       await db.transaction().execute(async (trx) => {
         for (const { id, flag } of flags) await saveObservationFlag(trx, ref.tenantId, id, flag);
-        await setReportStage(trx, ref.tenantId, ref.reportId, needsReview ? REPORT_STAGE.needsReview : REPORT_STAGE.flagged);
+        await setReportStage(
+          trx,
+          ref.tenantId,
+          ref.reportId,
+          needsReview ? REPORT_STAGE.needsReview : REPORT_STAGE.flagged,
+        );
         if (needsReview) {
           const reasons = flags.flatMap((f) => (f.flag.needsReview ? f.flag.reasons : []));
-          await setMessageStatus(trx, ref.tenantId, report.message_id, MESSAGE_STATUS.needsReview, reasons.join('; '));
+          await setMessageStatus(
+            trx,
+            ref.tenantId,
+            report.message_id,
+            MESSAGE_STATUS.needsReview,
+            reasons.join('; '),
+          );
         }
         await appendAudit(trx, {
           tenantId: ref.tenantId,
@@ -94,9 +127,22 @@ export function createActivities({ db, logger }: ActivityDeps) {
           details: { critical, needsReview, interpretations: flags.map((f) => f.flag.interpretation) },
         });
       });
-      if (critical) logger.info({ tenantId: ref.tenantId, reportId: ref.reportId }, 'critical result flagged');
-      const final = ([RESULT_STATUS.final, RESULT_STATUS.corrected, RESULT_STATUS.amended, RESULT_STATUS.cancelled] as string[]).includes(report.status);
-      return { critical, needsReview, final, releaseDelaySeconds: Math.max(0, tenant?.settings.releaseDelaySeconds ?? 0) };
+      if (critical)
+        logger.info({ tenantId: ref.tenantId, reportId: ref.reportId }, 'critical result flagged');
+      const final = (
+        [
+          RESULT_STATUS.final,
+          RESULT_STATUS.corrected,
+          RESULT_STATUS.amended,
+          RESULT_STATUS.cancelled,
+        ] as string[]
+      ).includes(report.status);
+      return {
+        critical,
+        needsReview,
+        final,
+        releaseDelaySeconds: Math.max(0, tenant?.settings.releaseDelaySeconds ?? 0),
+      };
     },
 
     /** Makes the report visible in the tenant's result API and moves its message on. */
@@ -107,7 +153,13 @@ export function createActivities({ db, logger }: ActivityDeps) {
         await setReportStage(trx, ref.tenantId, ref.reportId, REPORT_STAGE.released);
         const stages = await reportStagesOfMessage(trx, ref.tenantId, report.message_id);
         await setMessageStatus(trx, ref.tenantId, report.message_id, messageStatusOf(stages));
-        await appendAudit(trx, { tenantId: ref.tenantId, actor: 'workflow', action: 'report.released', subject: `report/${ref.reportId}`, details: { messageId: report.message_id } });
+        await appendAudit(trx, {
+          tenantId: ref.tenantId,
+          actor: 'workflow',
+          action: 'report.released',
+          subject: `report/${ref.reportId}`,
+          details: { messageId: report.message_id },
+        });
       });
     },
   };

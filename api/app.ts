@@ -35,7 +35,10 @@ export function createApp(services: Services, options: AppOptions = {}) {
     const started = performance.now();
     await next();
     const route = c.req.routePath || 'unmatched';
-    services.metrics.httpRequests.observe({ method: c.req.method, route, status: String(c.res.status) }, (performance.now() - started) / 1000);
+    services.metrics.httpRequests.observe(
+      { method: c.req.method, route, status: String(c.res.status) },
+      (performance.now() - started) / 1000,
+    );
   });
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
@@ -50,7 +53,11 @@ export function createApp(services: Services, options: AppOptions = {}) {
     const ready = Object.values(checks).every((v) => v === 'ok');
     return c.json({ status: ready ? 'ready' : 'not ready', checks }, ready ? 200 : 503);
   });
-  app.get('/metrics', async (c) => c.body(await services.metrics.registry.metrics(), 200, { 'Content-Type': services.metrics.registry.contentType }));
+  app.get('/metrics', async (c) =>
+    c.body(await services.metrics.registry.metrics(), 200, {
+      'Content-Type': services.metrics.registry.contentType,
+    }),
+  );
 
   app.route('/v1/admin', adminRoutes());
 
@@ -60,7 +67,10 @@ export function createApp(services: Services, options: AppOptions = {}) {
     bodyLimit({
       maxSize: services.config.maxBodyBytes,
       onError: () => {
-        throw new AppError('payload_too_large', `the request body is larger than ${services.config.maxBodyBytes} bytes`);
+        throw new AppError(
+          'payload_too_large',
+          `the request body is larger than ${services.config.maxBodyBytes} bytes`,
+        );
       },
     }),
     tenantAuth(),
@@ -72,7 +82,11 @@ export function createApp(services: Services, options: AppOptions = {}) {
 
   app.doc31('/v1/openapi.json', {
     openapi: '3.1.0',
-    info: { title: 'LabRelay API', version: '0.1.0', description: 'Multi-tenant lab-results integration hub.' },
+    info: {
+      title: 'LabRelay API',
+      version: '0.1.0',
+      description: 'Multi-tenant lab-results integration hub.',
+    },
   });
 
   app.all('/v1/*', () => {
@@ -109,8 +123,18 @@ async function renderError(error: Error, c: Context<AppEnv>) {
     let raw = '';
     const body = c.get('rawBody');
     if (body) raw = new TextDecoder().decode(body.subarray(0, 4096));
-    else if (appError.code !== 'payload_too_large') raw = await c.req.text().then((t) => t.slice(0, 4096), () => '');
-    const ack = buildAck(ackTargetFromRaw(raw), 'AR', [{ code: appError.status >= 500 ? HL7_ERROR.internalError : HL7_ERROR.unknownKey, location: null, message: appError.message }]);
+    else if (appError.code !== 'payload_too_large')
+      raw = await c.req.text().then(
+        (t) => t.slice(0, 4096),
+        () => '',
+      );
+    const ack = buildAck(ackTargetFromRaw(raw), 'AR', [
+      {
+        code: appError.status >= 500 ? HL7_ERROR.internalError : HL7_ERROR.unknownKey,
+        location: null,
+        message: appError.message,
+      },
+    ]);
     return c.body(ack, appError.status as 400, { 'Content-Type': 'application/hl7-v2; charset=utf-8' });
   }
   if (/^\/v1\/t\/[^/]+\/fhir(\/|$)/.test(path)) {
@@ -122,7 +146,9 @@ async function renderError(error: Error, c: Context<AppEnv>) {
         ...(appError.details[0]?.path ? { expression: appError.details.map((d) => d.path ?? '') } : {}),
       },
     ]);
-    return c.body(JSON.stringify(outcome), appError.status as 400, { 'Content-Type': 'application/fhir+json; charset=utf-8' });
+    return c.body(JSON.stringify(outcome), appError.status as 400, {
+      'Content-Type': 'application/fhir+json; charset=utf-8',
+    });
   }
   return c.json(errorBody(appError), appError.status as 400);
 }
@@ -134,11 +160,24 @@ function closeIfUnread(c: Context<AppEnv>, error: AppError): void {
 
 function toAppError(error: Error, c: Context<AppEnv>): AppError {
   if (error instanceof AppError) return error;
-  if (error instanceof SearchParamError) return new AppError('invalid_request', error.message, [{ path: error.param, message: error.message }]);
+  if (error instanceof SearchParamError)
+    return new AppError('invalid_request', error.message, [{ path: error.param, message: error.message }]);
   if (error instanceof HTTPException) {
-    const code: ErrorCode = error.status === 413 ? 'payload_too_large' : error.status === 401 ? 'unauthorized' : error.status === 404 ? 'not_found' : error.status >= 500 ? 'internal' : 'invalid_request';
+    const code: ErrorCode =
+      error.status === 413
+        ? 'payload_too_large'
+        : error.status === 401
+          ? 'unauthorized'
+          : error.status === 404
+            ? 'not_found'
+            : error.status >= 500
+              ? 'internal'
+              : 'invalid_request';
     return new AppError(code, error.message || 'the request could not be read');
   }
-  c.get('services')?.logger.error({ err: error, requestId: c.get('requestId'), path: c.req.path }, 'unhandled error');
+  c.get('services')?.logger.error(
+    { err: error, requestId: c.get('requestId'), path: c.req.path },
+    'unhandled error',
+  );
   return new AppError('internal', `internal error; quote request id ${c.get('requestId')} when reporting it`);
 }

@@ -43,7 +43,8 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
   await fs.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const adminToken = env.LABRELAY_ADMIN_TOKEN || `lr_admin_${randomBytes(24).toString('base64url')}`;
   const maxBody = Number(env.LABRELAY_MAX_BODY_BYTES || 20 * 1024 * 1024);
-  if (!Number.isInteger(maxBody) || maxBody <= 0) throw new ConfigError(`LABRELAY_MAX_BODY_BYTES=${env.LABRELAY_MAX_BODY_BYTES} is not a positive integer`);
+  if (!Number.isInteger(maxBody) || maxBody <= 0)
+    throw new ConfigError(`LABRELAY_MAX_BODY_BYTES=${env.LABRELAY_MAX_BODY_BYTES} is not a positive integer`);
   return {
     port: port('PORT', 8080),
     mllpPort: port('MLLP_PORT', 2575),
@@ -64,7 +65,8 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
 async function masterKey(value: string | undefined, dataDir: string): Promise<Buffer> {
   if (value) {
     const key = /^[0-9a-f]{64}$/i.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
-    if (key.length !== 32) throw new ConfigError('LABRELAY_MASTER_KEY must be 32 bytes, as 64 hex digits or base64');
+    if (key.length !== 32)
+      throw new ConfigError('LABRELAY_MASTER_KEY must be 32 bytes, as 64 hex digits or base64');
     return key;
   }
   const file = path.join(dataDir, 'master.key');

@@ -26,9 +26,14 @@ type NodeHandler = (req: IncomingMessage, res: ServerResponse, next: () => void)
  * Loads the built SvelteKit console (adapter-node) and returns a Hono handler that serves it on
  * the API's own port. Registers the services its server code reads.
  */
-export async function loadConsole(input: { db: Kysely<Database>; masterKey: Buffer; adminToken: string }): Promise<MiddlewareHandler<AppEnv>> {
+export async function loadConsole(input: {
+  db: Kysely<Database>;
+  masterKey: Buffer;
+  adminToken: string;
+}): Promise<MiddlewareHandler<AppEnv>> {
   const handlerFile = path.join(CONSOLE_BUILD_DIR, 'handler.js');
-  if (!existsSync(handlerFile)) throw new Error(`the console is not built (${handlerFile} is missing): run npm run build`);
+  if (!existsSync(handlerFile))
+    throw new Error(`the console is not built (${handlerFile} is missing): run npm run build`);
   const services: ConsoleServices = {
     db: input.db,
     sessionKey: createHmac('sha256', input.masterKey).update('labrelay-console-session').digest(),
@@ -41,9 +46,12 @@ export async function loadConsole(input: { db: Kysely<Database>; masterKey: Buff
 
   return async function serveConsole(c) {
     const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
-    if (!env?.incoming || !env.outgoing) return c.text('the console is served only over a real HTTP server', 404);
+    if (!env?.incoming || !env.outgoing)
+      return c.text('the console is served only over a real HTTP server', 404);
     const { incoming, outgoing } = env;
-    const forwarded = String(incoming.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim();
+    const forwarded = String(incoming.headers['x-forwarded-proto'] ?? '')
+      .split(',')[0]!
+      .trim();
     const encrypted = (incoming.socket as { encrypted?: boolean }).encrypted === true;
     incoming.headers[PROTOCOL_HEADER] = encrypted ? 'https' : forwarded === 'https' ? 'https' : 'http';
     return new Promise<Response>((resolve) => {

@@ -11,7 +11,10 @@ if (!['all', 'api', 'worker'].includes(roleArg)) {
 const role = roleArg as Role;
 
 try {
-  const labrelay = await startLabRelay({ role, seedDemo: role === 'all' && process.env.LABRELAY_SEED_DEMO !== 'false' });
+  const labrelay = await startLabRelay({
+    role,
+    seedDemo: role === 'all' && process.env.LABRELAY_SEED_DEMO !== 'false',
+  });
   const { config } = labrelay;
   const lines = [`LabRelay is running (${role}).`];
   if (labrelay.httpPort !== null) {
@@ -19,7 +22,9 @@ try {
     lines.push(`  MLLP listener:    port ${labrelay.mllpPort}`);
   }
   lines.push(`  Temporal:         ${labrelay.temporal.address} (namespace ${labrelay.temporal.namespace})`);
-  lines.push(`  Database:         ${config.databaseUrl ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`}`);
+  lines.push(
+    `  Database:         ${config.databaseUrl ? 'Postgres (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`}`,
+  );
   if (labrelay.httpPort !== null && config.adminTokenGenerated) {
     lines.push(`  Admin token (this start only; set LABRELAY_ADMIN_TOKEN to keep one): ${config.adminToken}`);
   }

@@ -28,7 +28,10 @@ export interface MllpOptions {
  * chosen by MSH-4 (and MSH-6 when configured) among inbound hl7v2 connections, with their optional
  * source-IP allowlist.
  */
-export async function startMllpListener(services: Services, options: MllpOptions): Promise<{ server: Server; port: number; close(): Promise<void> }> {
+export async function startMllpListener(
+  services: Services,
+  options: MllpOptions,
+): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const maxBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
   const sockets = new Set<Socket>();
   const server = createServer((socket) => {
@@ -93,10 +96,12 @@ function handleConnection(services: Services, socket: Socket, maxBytes: number, 
       }
       const payload = buffer.toString('utf8', start + 1, end);
       buffer = buffer.subarray(end + 2);
-      queue = queue.then(() => handleFrame(services, socket, payload)).catch((error: unknown) => {
-        log.error({ err: error }, 'MLLP message failed');
-        socket.destroy();
-      });
+      queue = queue
+        .then(() => handleFrame(services, socket, payload))
+        .catch((error: unknown) => {
+          log.error({ err: error }, 'MLLP message failed');
+          socket.destroy();
+        });
     }
     chunks = buffer.length > 0 ? [Buffer.from(buffer)] : [];
     buffered = buffer.length;
@@ -109,41 +114,77 @@ function handleConnection(services: Services, socket: Socket, maxBytes: number, 
 
 function findFrameEnd(buffer: Buffer, from: number): number {
   let i = buffer.indexOf(END_BLOCK, from);
-  while (i !== -1 && i + 1 < buffer.length && buffer[i + 1] !== CARRIAGE_RETURN) i = buffer.indexOf(END_BLOCK, i + 1);
+  while (i !== -1 && i + 1 < buffer.length && buffer[i + 1] !== CARRIAGE_RETURN)
+    i = buffer.indexOf(END_BLOCK, i + 1);
   return i !== -1 && i + 1 < buffer.length ? i : -1;
 }
 
 function frame(text: string): Buffer {
-  return Buffer.concat([Buffer.from([START_BLOCK]), Buffer.from(text, 'utf8'), Buffer.from([END_BLOCK, CARRIAGE_RETURN])]);
+  return Buffer.concat([
+    Buffer.from([START_BLOCK]),
+    Buffer.from(text, 'utf8'),
+    Buffer.from([END_BLOCK, CARRIAGE_RETURN]),
+  ]);
 }
 
 async function handleFrame(services: Services, socket: Socket, raw: string): Promise<void> {
   const remote = normaliseIp(socket.remoteAddress ?? '');
   const refuse = async (message: string) => {
-    await insertRejectedMessage(services.db, { tenantId: null, transport: 'mllp', format: 'hl7v2', remoteAddress: remote, reason: message, raw });
+    await insertRejectedMessage(services.db, {
+      tenantId: null,
+      transport: 'mllp',
+      format: 'hl7v2',
+      remoteAddress: remote,
+      reason: message,
+      raw,
+    });
     services.metrics.inboundMessages.inc({ transport: 'mllp', format: 'hl7v2', outcome: 'rejected' });
-    socket.write(frame(buildAck(ackTargetFromRaw(raw), 'AR', [{ code: HL7_ERROR.unknownKey, location: 'MSH-4', message }])));
+    socket.write(
+      frame(
+        buildAck(ackTargetFromRaw(raw), 'AR', [{ code: HL7_ERROR.unknownKey, location: 'MSH-4', message }]),
+      ),
+    );
   };
   let header;
   try {
     header = ackTargetOf(parseHl7(raw));
   } catch (error) {
     if (!(error instanceof Hl7ParseError)) throw error;
-    await insertRejectedMessage(services.db, { tenantId: null, transport: 'mllp', format: 'hl7v2', remoteAddress: remote, reason: error.message, raw });
+    await insertRejectedMessage(services.db, {
+      tenantId: null,
+      transport: 'mllp',
+      format: 'hl7v2',
+      remoteAddress: remote,
+      reason: error.message,
+      raw,
+    });
     services.metrics.inboundMessages.inc({ transport: 'mllp', format: 'hl7v2', outcome: 'rejected' });
-    socket.write(frame(buildAck(ackTargetFromRaw(raw), 'AR', [{ code: HL7_ERROR.segmentSequence, location: error.location, message: error.message }])));
+    socket.write(
+      frame(
+        buildAck(ackTargetFromRaw(raw), 'AR', [
+          { code: HL7_ERROR.segmentSequence, location: error.location, message: error.message },
+        ]),
+      ),
+    );
     return;
   }
   const facility = firstComponent(header.sendingFacility);
   const receiving = firstComponent(header.receivingFacility);
   const candidates = (await findMllpConnections(services.db, facility)).filter(
-    (c) => !c.mllp_receiving_facility || c.mllp_receiving_facility === receiving || c.mllp_receiving_facility === header.receivingFacility,
+    (c) =>
+      !c.mllp_receiving_facility ||
+      c.mllp_receiving_facility === receiving ||
+      c.mllp_receiving_facility === header.receivingFacility,
   );
-  if (candidates.length === 0) return refuse(`no inbound MLLP connection is configured for sending facility ${facility || '(empty)'}`);
+  if (candidates.length === 0)
+    return refuse(`no inbound MLLP connection is configured for sending facility ${facility || '(empty)'}`);
   const allowed = candidates.filter((c) => ipAllowed(c, remote));
   if (allowed.length === 0) return refuse(`address ${remote} is not allowed to send for ${facility}`);
   const tenants = new Set(allowed.map((c) => c.tenant_id));
-  if (tenants.size > 1) return refuse(`sending facility ${facility} is configured for more than one tenant; set the receiving facility (MSH-6) on the connections`);
+  if (tenants.size > 1)
+    return refuse(
+      `sending facility ${facility} is configured for more than one tenant; set the receiving facility (MSH-6) on the connections`,
+    );
   const connection = allowed[0]!;
   const tenant = await findTenantById(services.db, connection.tenant_id);
   if (!tenant) return refuse(`the connection's tenant no longer exists`);

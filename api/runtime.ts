@@ -12,7 +12,15 @@ import { createMetrics } from './metrics.ts';
 import { startMllpListener } from './mllp.ts';
 import { seedDemoTenant, type DemoSeed } from './seed-demo.ts';
 import { readTemporalDevSettings, startTemporalDevServer, type DevServer } from './temporal-dev.ts';
-import { ensureSearchAttributes, lazyTemporalClient, startWorker, temporalTargetFromEnv, waitForNamespace, type TemporalTarget, type WorkerHandle } from './temporal.ts';
+import {
+  ensureSearchAttributes,
+  lazyTemporalClient,
+  startWorker,
+  temporalTargetFromEnv,
+  waitForNamespace,
+  type TemporalTarget,
+  type WorkerHandle,
+} from './temporal.ts';
 import { createWorkflowStarter } from './workflow-starter.ts';
 
 export type Role = 'all' | 'api' | 'worker';
@@ -49,16 +57,21 @@ let temporalRuntimeInstalled = false;
 export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
   const env = options.env ?? process.env;
   const config = await loadConfig(env);
-  const logger = options.logger ?? pino({ level: config.logLevel, base: { service: 'labrelay', role: options.role } });
+  const logger =
+    options.logger ?? pino({ level: config.logLevel, base: { service: 'labrelay', role: options.role } });
   if (!temporalRuntimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     temporalRuntimeInstalled = true;
   }
   if (options.role !== 'all' && !config.databaseUrl) {
-    throw new ConfigError(`the ${options.role} role runs beside other processes and needs a shared database: set DATABASE_URL`);
+    throw new ConfigError(
+      `the ${options.role} role runs beside other processes and needs a shared database: set DATABASE_URL`,
+    );
   }
   if (options.role !== 'all' && !config.temporalAddress) {
-    throw new ConfigError(`the ${options.role} role needs a Temporal server shared with the other processes: set TEMPORAL_ADDRESS`);
+    throw new ConfigError(
+      `the ${options.role} role needs a Temporal server shared with the other processes: set TEMPORAL_ADDRESS`,
+    );
   }
 
   const stops: (() => Promise<void>)[] = [];
@@ -74,7 +87,10 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
   };
 
   try {
-    const database: DatabaseHandle = await openDatabase({ url: config.databaseUrl, pgliteDir: path.join(config.dataDir, 'pglite') });
+    const database: DatabaseHandle = await openDatabase({
+      url: config.databaseUrl,
+      pgliteDir: path.join(config.dataDir, 'pglite'),
+    });
     stops.push(() => database.close());
     await migrateToLatest(database.db);
 
@@ -86,7 +102,10 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
       target = temporalTargetFromEnv(env, config.temporalAddress, settings.namespace, settings.taskQueue);
     } else {
       logger.info('starting the embedded Temporal dev server');
-      devServer = await startTemporalDevServer({ settings, dbFile: path.join(config.dataDir, settings.dbFile), logFile: path.join(config.dataDir, 'temporal.log'),
+      devServer = await startTemporalDevServer({
+        settings,
+        dbFile: path.join(config.dataDir, settings.dbFile),
+        logFile: path.join(config.dataDir, 'temporal.log'),
         pidFile: path.join(config.dataDir, 'temporal.pid'),
       });
       stops.push(() => devServer!.stop());
@@ -99,7 +118,13 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
     else await ensureSearchAttributes(client, settings.searchAttributes, logger);
 
     const metrics = createMetrics();
-    const starter = createWorkflowStarter({ db: database.db, client: () => client, taskQueue: target.taskQueue, logger, metrics });
+    const starter = createWorkflowStarter({
+      db: database.db,
+      client: () => client,
+      taskQueue: target.taskQueue,
+      logger,
+      metrics,
+    });
     const services: Services = { config, db: database.db, logger, starter, metrics, temporal: () => client };
 
     let worker: WorkerHandle | null = null;
@@ -120,7 +145,11 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
       let fallback;
       if (wantConsole) {
         try {
-          fallback = await loadConsole({ db: database.db, masterKey: config.masterKey, adminToken: config.adminToken });
+          fallback = await loadConsole({
+            db: database.db,
+            masterKey: config.masterKey,
+            adminToken: config.adminToken,
+          });
         } catch (error) {
           if (options.console === true) throw error;
           logger.warn(`console not served: ${(error as Error).message} (${CONSOLE_BUILD_DIR})`);

@@ -24,7 +24,13 @@ export const DEMO_SENDING_FACILITY = 'DEMO_LAB';
  */
 export async function seedDemoTenant(db: Kysely<Database>, masterKey: Buffer): Promise<DemoSeed> {
   return db.transaction().execute(async (trx) => {
-    if (await findTenantBySlug(trx, DEMO_SLUG)) return { slug: DEMO_SLUG, apiKey: null, signingSecret: null, mllpSendingFacility: DEMO_SENDING_FACILITY };
+    if (await findTenantBySlug(trx, DEMO_SLUG))
+      return {
+        slug: DEMO_SLUG,
+        apiKey: null,
+        signingSecret: null,
+        mllpSendingFacility: DEMO_SENDING_FACILITY,
+      };
     const tenant = await insertTenant(trx, { slug: DEMO_SLUG, name: 'Demo Hospital' });
     await insertConnection(trx, {
       id: randomUUID(),
@@ -52,7 +58,13 @@ export async function seedDemoTenant(db: Kysely<Database>, masterKey: Buffer): P
       keyHash: key.hash,
       signingSecrets: [{ salt, hash: hashSecret(signingSecret), createdAt: new Date().toISOString() }],
     });
-    await appendAudit(trx, { tenantId: tenant.id, actor: 'system', action: 'tenant.created', subject: `tenant/${tenant.id}`, details: { slug: DEMO_SLUG, demo: true } });
+    await appendAudit(trx, {
+      tenantId: tenant.id,
+      actor: 'system',
+      action: 'tenant.created',
+      subject: `tenant/${tenant.id}`,
+      details: { slug: DEMO_SLUG, demo: true },
+    });
     return { slug: DEMO_SLUG, apiKey: key.apiKey, signingSecret, mllpSendingFacility: DEMO_SENDING_FACILITY };
   });
 }

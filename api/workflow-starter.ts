@@ -8,8 +8,14 @@ import type { Database } from '../db/schema.ts';
 import type { orderWorkflow } from '../workflows/order-workflow.ts';
 import type { Metrics } from './metrics.ts';
 
-export const TENANT_SEARCH_ATTRIBUTE = defineSearchAttributeKey('LabRelayTenant', SearchAttributeType.KEYWORD);
-export const ORDER_KEY_SEARCH_ATTRIBUTE = defineSearchAttributeKey('LabRelayOrderKey', SearchAttributeType.KEYWORD);
+export const TENANT_SEARCH_ATTRIBUTE = defineSearchAttributeKey(
+  'LabRelayTenant',
+  SearchAttributeType.KEYWORD,
+);
+export const ORDER_KEY_SEARCH_ATTRIBUTE = defineSearchAttributeKey(
+  'LabRelayOrderKey',
+  SearchAttributeType.KEYWORD,
+);
 
 export interface WorkflowStarter {
   /** Starts (or signals) the order workflow of each inbox row; a failure is left for the relay. */
@@ -70,8 +76,13 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
       return true;
     } catch (error) {
       metrics.workflowStarts.inc({ outcome: 'failed', source });
-      logger.warn({ err: error, workflowId: row.workflow_id, reportId: row.report_id, source }, 'workflow start failed; the relay will retry');
-      await markInboxFailed(db, row.report_id, (error as Error).message).catch((e: unknown) => logger.error({ err: e }, 'could not record the failed start'));
+      logger.warn(
+        { err: error, workflowId: row.workflow_id, reportId: row.report_id, source },
+        'workflow start failed; the relay will retry',
+      );
+      await markInboxFailed(db, row.report_id, (error as Error).message).catch((e: unknown) =>
+        logger.error({ err: e }, 'could not record the failed start'),
+      );
       return false;
     }
   }

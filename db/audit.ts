@@ -35,7 +35,15 @@ export async function appendAudit(trx: Transaction<Database>, entry: AuditEntry)
   const prevHash = last?.hash ?? GENESIS;
   const at = entry.at ?? new Date();
   const details = entry.details ?? {};
-  const hash = auditHash(prevHash, { tenantId: entry.tenantId, sequence, at: at.toISOString(), actor: entry.actor, action: entry.action, subject: entry.subject, details });
+  const hash = auditHash(prevHash, {
+    tenantId: entry.tenantId,
+    sequence,
+    at: at.toISOString(),
+    actor: entry.actor,
+    action: entry.action,
+    subject: entry.subject,
+    details,
+  });
   await trx
     .insertInto('audit_events')
     .values({
@@ -70,7 +78,12 @@ function canonicalJson(value: unknown): string {
 
 /** Re-computes a tenant's chain; returns the first sequence number that does not verify, or null. */
 export async function verifyAuditChain(db: Db, tenantId: string): Promise<number | null> {
-  const events = await db.selectFrom('audit_events').selectAll().where('tenant_id', '=', tenantId).orderBy('sequence').execute();
+  const events = await db
+    .selectFrom('audit_events')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .orderBy('sequence')
+    .execute();
   let prev = GENESIS;
   for (const e of events) {
     const expected = auditHash(prev, {

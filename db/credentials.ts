@@ -7,7 +7,15 @@ export interface CredentialWithTenant extends Credential {
 
 export async function insertCredential(
   db: Db,
-  input: { id: string; tenantId: string; name: string; scopes: string[]; keyPrefix: string; keyHash: string; signingSecrets: SigningSecretRecord[] },
+  input: {
+    id: string;
+    tenantId: string;
+    name: string;
+    scopes: string[];
+    keyPrefix: string;
+    keyHash: string;
+    signingSecrets: SigningSecretRecord[];
+  },
 ): Promise<Credential> {
   return db
     .insertInto('credentials')
@@ -25,7 +33,10 @@ export async function insertCredential(
 }
 
 /** The live (not revoked) credential whose API key hashes to `keyHash`, with its tenant's slug. */
-export async function findActiveCredentialByKeyHash(db: Db, keyHash: string): Promise<CredentialWithTenant | undefined> {
+export async function findActiveCredentialByKeyHash(
+  db: Db,
+  keyHash: string,
+): Promise<CredentialWithTenant | undefined> {
   return db
     .selectFrom('credentials')
     .innerJoin('tenants', 'tenants.id', 'credentials.tenant_id')

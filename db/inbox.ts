@@ -11,16 +11,32 @@ export interface InboxRow {
 }
 
 /** Records, in the intake transaction, that a report's workflow must be started or signalled. */
-export async function insertInboxRow(db: Db, row: { reportId: string; tenantId: string; workflowId: string }): Promise<void> {
-  await db.insertInto('inbox').values({ report_id: row.reportId, tenant_id: row.tenantId, workflow_id: row.workflowId }).execute();
+export async function insertInboxRow(
+  db: Db,
+  row: { reportId: string; tenantId: string; workflowId: string },
+): Promise<void> {
+  await db
+    .insertInto('inbox')
+    .values({ report_id: row.reportId, tenant_id: row.tenantId, workflow_id: row.workflowId })
+    .execute();
 }
 
 /** Rows whose workflow start has not succeeded yet and that nobody has tried in `retryAfterSeconds`. */
-export async function pendingInboxRows(db: Db, options: { limit: number; olderThanSeconds: number }): Promise<InboxRow[]> {
+export async function pendingInboxRows(
+  db: Db,
+  options: { limit: number; olderThanSeconds: number },
+): Promise<InboxRow[]> {
   return db
     .selectFrom('inbox')
     .innerJoin('reports', 'reports.id', 'inbox.report_id')
-    .select(['inbox.report_id', 'inbox.tenant_id', 'inbox.workflow_id', 'inbox.attempts', 'reports.order_key', 'reports.message_id'])
+    .select([
+      'inbox.report_id',
+      'inbox.tenant_id',
+      'inbox.workflow_id',
+      'inbox.attempts',
+      'reports.order_key',
+      'reports.message_id',
+    ])
     .where('inbox.started_at', 'is', null)
     .where('inbox.created_at', '<=', sql<Date>`now() - make_interval(secs => ${options.olderThanSeconds})`)
     .orderBy('inbox.created_at')

@@ -22,7 +22,8 @@ export async function findDuplicateMessage(
   query = query.where((eb) => {
     const ors = [];
     if (keys.idempotencyKey) ors.push(eb('idempotency_key', '=', keys.idempotencyKey));
-    if (keys.sender !== null && keys.controlId) ors.push(eb.and([eb('sender', '=', keys.sender), eb('control_id', '=', keys.controlId)]));
+    if (keys.sender !== null && keys.controlId)
+      ors.push(eb.and([eb('sender', '=', keys.sender), eb('control_id', '=', keys.controlId)]));
     return ors.length > 0 ? eb.or(ors) : eb.val(false);
   });
   return query.orderBy('received_at').executeTakeFirst();
@@ -36,7 +37,13 @@ export async function findMessage(db: Db, tenantId: string, id: string): Promise
   return tenantScope(db, tenantId).selectFrom('messages').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-export async function setMessageStatus(db: Db, tenantId: string, id: string, status: MessageStatus, detail: string | null = null): Promise<void> {
+export async function setMessageStatus(
+  db: Db,
+  tenantId: string,
+  id: string,
+  status: MessageStatus,
+  detail: string | null = null,
+): Promise<void> {
   await tenantScope(db, tenantId)
     .updateTable('messages')
     .set({ status, status_detail: detail, updated_at: new Date() })
@@ -58,7 +65,10 @@ export interface RecentMessage {
 }
 
 /** The newest messages across all tenants (the platform admin's view), or of one tenant. */
-export async function listRecentMessages(db: Db, options: { limit: number; tenantId?: string }): Promise<RecentMessage[]> {
+export async function listRecentMessages(
+  db: Db,
+  options: { limit: number; tenantId?: string },
+): Promise<RecentMessage[]> {
   let query = db
     .selectFrom('messages')
     .innerJoin('tenants', 'tenants.id', 'messages.tenant_id')
@@ -81,7 +91,14 @@ export async function listRecentMessages(db: Db, options: { limit: number; tenan
 /** Keeps the bytes of a message we refused, apart from accepted data, so nothing is half-stored. */
 export async function insertRejectedMessage(
   db: Db,
-  input: { tenantId: string | null; transport: string; format: string; remoteAddress: string | null; reason: string; raw: string },
+  input: {
+    tenantId: string | null;
+    transport: string;
+    format: string;
+    remoteAddress: string | null;
+    reason: string;
+    raw: string;
+  },
 ): Promise<string> {
   const id = randomUUID();
   await db

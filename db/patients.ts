@@ -4,19 +4,29 @@ import type { Patient } from './schema.ts';
 import { tenantScope, type Db } from './tenant-scope.ts';
 
 /** The tenant's patients holding any of these identifiers (system + value), without duplicates. */
-export async function findPatientsByIdentifiers(db: Db, tenantId: string, identifiers: Identifier[]): Promise<string[]> {
+export async function findPatientsByIdentifiers(
+  db: Db,
+  tenantId: string,
+  identifiers: Identifier[],
+): Promise<string[]> {
   if (identifiers.length === 0) return [];
   const rows = await tenantScope(db, tenantId)
     .selectFrom('patient_identifiers')
     .select('patient_id')
-    .where((eb) => eb.or(identifiers.map((i) => eb.and([eb('system', '=', i.system), eb('value', '=', i.value)]))))
+    .where((eb) =>
+      eb.or(identifiers.map((i) => eb.and([eb('system', '=', i.system), eb('value', '=', i.value)]))),
+    )
     .distinct()
     .execute();
   return rows.map((r) => r.patient_id);
 }
 
 /** Creates a patient with its identifiers; an identifier already held by the patient is kept once. */
-export async function insertPatient(db: Db, tenantId: string, demographics: PatientDemographics): Promise<string> {
+export async function insertPatient(
+  db: Db,
+  tenantId: string,
+  demographics: PatientDemographics,
+): Promise<string> {
   const id = randomUUID();
   await db
     .insertInto('patients')
@@ -33,11 +43,24 @@ export async function insertPatient(db: Db, tenantId: string, demographics: Pati
   return id;
 }
 
-export async function addPatientIdentifiers(db: Db, tenantId: string, patientId: string, identifiers: Identifier[]): Promise<void> {
+export async function addPatientIdentifiers(
+  db: Db,
+  tenantId: string,
+  patientId: string,
+  identifiers: Identifier[],
+): Promise<void> {
   if (identifiers.length === 0) return;
   await db
     .insertInto('patient_identifiers')
-    .values(identifiers.map((i) => ({ tenant_id: tenantId, patient_id: patientId, system: i.system, value: i.value, type: i.type })))
+    .values(
+      identifiers.map((i) => ({
+        tenant_id: tenantId,
+        patient_id: patientId,
+        system: i.system,
+        value: i.value,
+        type: i.type,
+      })),
+    )
     .onConflict((oc) => oc.columns(['tenant_id', 'system', 'value']).doNothing())
     .execute();
 }
@@ -46,13 +69,23 @@ export interface PatientWithIdentifiers extends Patient {
   identifiers: Identifier[];
 }
 
-export async function findPatients(db: Db, tenantId: string, ids: string[]): Promise<PatientWithIdentifiers[]> {
+export async function findPatients(
+  db: Db,
+  tenantId: string,
+  ids: string[],
+): Promise<PatientWithIdentifiers[]> {
   if (ids.length === 0) return [];
   const scope = tenantScope(db, tenantId);
   const patients = await scope.selectFrom('patients').selectAll().where('id', 'in', ids).execute();
-  const identifiers = await scope.selectFrom('patient_identifiers').selectAll().where('patient_id', 'in', ids).execute();
+  const identifiers = await scope
+    .selectFrom('patient_identifiers')
+    .selectAll()
+    .where('patient_id', 'in', ids)
+    .execute();
   return patients.map((p) => ({
     ...p,
-    identifiers: identifiers.filter((i) => i.patient_id === p.id).map((i) => ({ system: i.system, value: i.value, type: i.type })),
+    identifiers: identifiers
+      .filter((i) => i.patient_id === p.id)
+      .map((i) => ({ system: i.system, value: i.value, type: i.type })),
   }));
 }

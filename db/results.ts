@@ -17,7 +17,14 @@ export type ReportStage = (typeof REPORT_STAGE)[keyof typeof REPORT_STAGE];
 /** Stores one canonical report and its observations (inside the intake transaction). */
 export async function insertReport(
   db: Db,
-  input: { tenantId: string; messageId: string; patient: PatientDemographics; orderKey: string; workflowId: string; report: LabReport },
+  input: {
+    tenantId: string;
+    messageId: string;
+    patient: PatientDemographics;
+    orderKey: string;
+    workflowId: string;
+    report: LabReport;
+  },
 ): Promise<string> {
   const id = randomUUID();
   const r = input.report;
@@ -72,33 +79,83 @@ export async function insertReport(
 }
 
 export async function findReport(db: Db, tenantId: string, reportId: string): Promise<Report | undefined> {
-  return tenantScope(db, tenantId).selectFrom('reports').selectAll().where('id', '=', reportId).executeTakeFirst();
+  return tenantScope(db, tenantId)
+    .selectFrom('reports')
+    .selectAll()
+    .where('id', '=', reportId)
+    .executeTakeFirst();
 }
 
-export async function findObservationsOfReports(db: Db, tenantId: string, reportIds: string[]): Promise<Observation[]> {
+export async function findObservationsOfReports(
+  db: Db,
+  tenantId: string,
+  reportIds: string[],
+): Promise<Observation[]> {
   if (reportIds.length === 0) return [];
-  return tenantScope(db, tenantId).selectFrom('observations').selectAll().where('report_id', 'in', reportIds).orderBy('report_id').orderBy('sequence').execute();
+  return tenantScope(db, tenantId)
+    .selectFrom('observations')
+    .selectAll()
+    .where('report_id', 'in', reportIds)
+    .orderBy('report_id')
+    .orderBy('sequence')
+    .execute();
 }
 
-export async function saveObservationFlag(db: Db, tenantId: string, observationId: string, flag: ObservationFlag): Promise<void> {
+export async function saveObservationFlag(
+  db: Db,
+  tenantId: string,
+  observationId: string,
+  flag: ObservationFlag,
+): Promise<void> {
   await tenantScope(db, tenantId)
     .updateTable('observations')
-    .set({ interpretation: flag.interpretation, critical: flag.critical, flag_reasons: JSON.stringify(flag.reasons), flagged_at: new Date() })
+    .set({
+      interpretation: flag.interpretation,
+      critical: flag.critical,
+      flag_reasons: JSON.stringify(flag.reasons),
+      flagged_at: new Date(),
+    })
     .where('id', '=', observationId)
     .execute();
 }
 
-export async function setReportStage(db: Db, tenantId: string, reportId: string, stage: ReportStage): Promise<void> {
-  await tenantScope(db, tenantId).updateTable('reports').set({ stage, updated_at: new Date() }).where('id', '=', reportId).execute();
+export async function setReportStage(
+  db: Db,
+  tenantId: string,
+  reportId: string,
+  stage: ReportStage,
+): Promise<void> {
+  await tenantScope(db, tenantId)
+    .updateTable('reports')
+    .set({ stage, updated_at: new Date() })
+    .where('id', '=', reportId)
+    .execute();
 }
 
-export async function setReportPatient(db: Db, tenantId: string, reportId: string, patientId: string): Promise<void> {
-  await tenantScope(db, tenantId).updateTable('reports').set({ patient_id: patientId, updated_at: new Date() }).where('id', '=', reportId).execute();
+export async function setReportPatient(
+  db: Db,
+  tenantId: string,
+  reportId: string,
+  patientId: string,
+): Promise<void> {
+  await tenantScope(db, tenantId)
+    .updateTable('reports')
+    .set({ patient_id: patientId, updated_at: new Date() })
+    .where('id', '=', reportId)
+    .execute();
 }
 
 /** The stages of every report of a message, to derive the message's status. */
-export async function reportStagesOfMessage(db: Db, tenantId: string, messageId: string): Promise<ReportStage[]> {
-  const rows = await tenantScope(db, tenantId).selectFrom('reports').select('stage').where('message_id', '=', messageId).execute();
+export async function reportStagesOfMessage(
+  db: Db,
+  tenantId: string,
+  messageId: string,
+): Promise<ReportStage[]> {
+  const rows = await tenantScope(db, tenantId)
+    .selectFrom('reports')
+    .select('stage')
+    .where('message_id', '=', messageId)
+    .execute();
   return rows.map((r) => r.stage as ReportStage);
 }
 
@@ -117,10 +174,24 @@ export interface ReportSearch {
 }
 
 /** Released reports of a tenant matching a search, newest first, with the total before paging. */
-export async function searchReleasedReports(db: Db, tenantId: string, search: ReportSearch): Promise<{ total: number; reports: Report[] }> {
+export async function searchReleasedReports(
+  db: Db,
+  tenantId: string,
+  search: ReportSearch,
+): Promise<{ total: number; reports: Report[] }> {
   let query = tenantScope(db, tenantId).selectFrom('reports').where('stage', '=', REPORT_STAGE.released);
-  if (search.ids) query = query.where('id', 'in', search.ids.length > 0 ? search.ids : ['00000000-0000-0000-0000-000000000000']);
-  if (search.patientIds) query = query.where('patient_id', 'in', search.patientIds.length > 0 ? search.patientIds : ['00000000-0000-0000-0000-000000000000']);
+  if (search.ids)
+    query = query.where(
+      'id',
+      'in',
+      search.ids.length > 0 ? search.ids : ['00000000-0000-0000-0000-000000000000'],
+    );
+  if (search.patientIds)
+    query = query.where(
+      'patient_id',
+      'in',
+      search.patientIds.length > 0 ? search.patientIds : ['00000000-0000-0000-0000-000000000000'],
+    );
   if (search.statuses) query = query.where('status', 'in', search.statuses);
   if (search.codes) {
     const codes = search.codes;
@@ -129,7 +200,10 @@ export async function searchReleasedReports(db: Db, tenantId: string, search: Re
         codes.map((c) =>
           c.system === null
             ? eb(sql<string>`code->>'code'`, '=', c.code)
-            : eb.and([eb(sql<string>`code->>'code'`, '=', c.code), eb(sql<string>`code->>'system'`, '=', c.system)]),
+            : eb.and([
+                eb(sql<string>`code->>'code'`, '=', c.code),
+                eb(sql<string>`code->>'system'`, '=', c.system),
+              ]),
         ),
       ),
     );
@@ -139,7 +213,13 @@ export async function searchReleasedReports(db: Db, tenantId: string, search: Re
   if (search.updatedFrom) query = query.where('updated_at', '>=', search.updatedFrom);
   if (search.updatedTo) query = query.where('updated_at', '<=', search.updatedTo);
   const totalRow = await query.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow();
-  const reports = await query.selectAll().orderBy('effective_at', 'desc').orderBy('id').limit(search.count).offset(search.offset).execute();
+  const reports = await query
+    .selectAll()
+    .orderBy('effective_at', 'desc')
+    .orderBy('id')
+    .limit(search.count)
+    .offset(search.offset)
+    .execute();
   return { total: Number(totalRow.total), reports };
 }
 
@@ -169,7 +249,8 @@ export async function searchReleasedObservations(
     .innerJoin('reports', 'reports.id', 'observations.report_id')
     .where('reports.stage', '=', REPORT_STAGE.released);
   if (search.ids) query = query.where('observations.id', 'in', search.ids.length > 0 ? search.ids : none);
-  if (search.patientIds) query = query.where('reports.patient_id', 'in', search.patientIds.length > 0 ? search.patientIds : none);
+  if (search.patientIds)
+    query = query.where('reports.patient_id', 'in', search.patientIds.length > 0 ? search.patientIds : none);
   if (search.codes) {
     const codes = search.codes;
     query = query.where((eb) =>
@@ -177,7 +258,10 @@ export async function searchReleasedObservations(
         codes.map((c) =>
           c.system === null
             ? eb(sql<string>`observations.code->>'code'`, '=', c.code)
-            : eb.and([eb(sql<string>`observations.code->>'code'`, '=', c.code), eb(sql<string>`observations.code->>'system'`, '=', c.system)]),
+            : eb.and([
+                eb(sql<string>`observations.code->>'code'`, '=', c.code),
+                eb(sql<string>`observations.code->>'system'`, '=', c.system),
+              ]),
         ),
       ),
     );
@@ -185,7 +269,11 @@ export async function searchReleasedObservations(
   const totalRow = await query.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow();
   const observations = await query
     .selectAll('observations')
-    .select(['reports.patient_id', 'reports.updated_at as report_updated_at', 'reports.issued_at as report_issued_at'])
+    .select([
+      'reports.patient_id',
+      'reports.updated_at as report_updated_at',
+      'reports.issued_at as report_issued_at',
+    ])
     .orderBy('observations.effective_at', 'desc')
     .orderBy('observations.id')
     .limit(search.count)

@@ -1,4 +1,11 @@
-import { sql, type Kysely, type SelectQueryBuilder, type Transaction, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
+import {
+  sql,
+  type Kysely,
+  type SelectQueryBuilder,
+  type Transaction,
+  type UpdateQueryBuilder,
+  type UpdateResult,
+} from 'kysely';
 import type { Database } from './schema.ts';
 
 export type Db = Kysely<Database> | Transaction<Database>;
@@ -20,7 +27,11 @@ export function tenantScope(db: Db, tenantId: string) {
     tenantId,
     selectFrom<T extends TenantTable>(table: T): SelectQueryBuilder<Database, T, {}> {
       // Kysely cannot type a column of a table chosen by a type parameter; the ref is checked by TenantTable.
-      return (db.selectFrom(table) as SelectQueryBuilder<Database, T, {}>).where(sql.ref(`${table}.tenant_id`), '=', tenantId);
+      return (db.selectFrom(table) as SelectQueryBuilder<Database, T, {}>).where(
+        sql.ref(`${table}.tenant_id`),
+        '=',
+        tenantId,
+      );
     },
     updateTable<T extends TenantTable>(table: T): UpdateQueryBuilder<Database, T, T, UpdateResult> {
       return (db.updateTable(table) as unknown as UpdateQueryBuilder<Database, T, T, UpdateResult>).where(

@@ -1,5 +1,11 @@
 import type { CriticalLimit } from './critical-values.ts';
-import { INTERPRETATION, OBSERVATION_VALUE_TYPE, type Interpretation, type ObservationResult, type ReferenceRange } from './model.ts';
+import {
+  INTERPRETATION,
+  OBSERVATION_VALUE_TYPE,
+  type Interpretation,
+  type ObservationResult,
+  type ReferenceRange,
+} from './model.ts';
 import { convertUnit } from './units.ts';
 
 /**
@@ -52,38 +58,63 @@ export function flagObservation(
   const sourceCritical = obs.sourceFlags.find((f) => CRITICAL_SOURCE_FLAGS.has(f));
   let critical: boolean | null = sourceCritical ? true : false;
   let needsReview = false;
-  let criticalDirection: 'low' | 'high' | null = sourceCritical === 'LL' ? 'low' : sourceCritical === 'HH' ? 'high' : null;
+  let criticalDirection: 'low' | 'high' | null =
+    sourceCritical === 'LL' ? 'low' : sourceCritical === 'HH' ? 'high' : null;
   if (sourceCritical) reasons.push(`the sender flagged it ${sourceCritical}`);
 
   let rangeDirection: 'low' | 'high' | 'normal' | null = null;
   const value = obs.valueType === OBSERVATION_VALUE_TYPE.quantity ? obs.numericValue : null;
-  const range = obs.referenceRange && (obs.referenceRange.low !== null || obs.referenceRange.high !== null) ? obs.referenceRange : defaultRange;
+  const range =
+    obs.referenceRange && (obs.referenceRange.low !== null || obs.referenceRange.high !== null)
+      ? obs.referenceRange
+      : defaultRange;
   if (value !== null && range) {
-    if (range.low !== null && (value < range.low || (value === range.low && obs.comparator === '<'))) rangeDirection = 'low';
-    else if (range.high !== null && (value > range.high || (value === range.high && obs.comparator === '>'))) rangeDirection = 'high';
+    if (range.low !== null && (value < range.low || (value === range.low && obs.comparator === '<')))
+      rangeDirection = 'low';
+    else if (range.high !== null && (value > range.high || (value === range.high && obs.comparator === '>')))
+      rangeDirection = 'high';
     else rangeDirection = 'normal';
-    if (rangeDirection !== 'normal') reasons.push(`${rangeDirection === 'low' ? 'below' : 'above'} the reference range ${range.text ?? `${range.low ?? ''}-${range.high ?? ''}`}`);
+    if (rangeDirection !== 'normal')
+      reasons.push(
+        `${rangeDirection === 'low' ? 'below' : 'above'} the reference range ${range.text ?? `${range.low ?? ''}-${range.high ?? ''}`}`,
+      );
   }
 
-  const limit = obs.code.system === 'http://loinc.org' || obs.code.system === 'LN' ? criticalTable.find((l) => l.loinc === obs.code.code) : undefined;
+  const limit =
+    obs.code.system === 'http://loinc.org' || obs.code.system === 'LN'
+      ? criticalTable.find((l) => l.loinc === obs.code.code)
+      : undefined;
   if (limit && value !== null) {
-    const converted = convertUnit(value, obs.unit, limit.unit, limit.molecularWeight);
+    const converted = convertUnit(value, obs.unit, limit.unit, limit.molecularWeight, limit.charge);
     if (converted === null) {
       needsReview = true;
       if (!sourceCritical) critical = null;
-      reasons.push(`unit ${obs.unit ?? '(none)'} cannot be converted to ${limit.unit} to check the critical limits of ${limit.name}`);
-    } else if (limit.low !== null && converted < limit.low) {
+      reasons.push(
+        `unit ${obs.unit ?? '(none)'} cannot be converted to ${limit.unit} to check the critical limits of ${limit.name}`,
+      );
+    } else if (
+      limit.low !== null &&
+      (converted < limit.low || (converted === limit.low && obs.comparator === '<'))
+    ) {
       critical = true;
       criticalDirection = 'low';
       reasons.push(`below critical low ${limit.low} ${limit.unit}`);
-    } else if (limit.high !== null && converted > limit.high) {
+    } else if (
+      limit.high !== null &&
+      (converted > limit.high || (converted === limit.high && obs.comparator === '>'))
+    ) {
       critical = true;
       criticalDirection = 'high';
       reasons.push(`above critical high ${limit.high} ${limit.unit}`);
     }
   }
 
-  return { interpretation: interpretationOf(critical === true, criticalDirection, rangeDirection, obs.sourceFlags), critical, reasons, needsReview };
+  return {
+    interpretation: interpretationOf(critical === true, criticalDirection, rangeDirection, obs.sourceFlags),
+    critical,
+    reasons,
+    needsReview,
+  };
 }
 
 function interpretationOf(
@@ -93,7 +124,8 @@ function interpretationOf(
   sourceFlags: string[],
 ): Interpretation | null {
   if (critical) {
-    const direction = criticalDirection ?? (rangeDirection === 'low' || rangeDirection === 'high' ? rangeDirection : null);
+    const direction =
+      criticalDirection ?? (rangeDirection === 'low' || rangeDirection === 'high' ? rangeDirection : null);
     if (direction === 'low') return INTERPRETATION.criticalLow;
     if (direction === 'high') return INTERPRETATION.criticalHigh;
     return INTERPRETATION.criticalAbnormal;

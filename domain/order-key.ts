@@ -6,8 +6,13 @@ import type { LabReport } from './model.ts';
  *
  * @example orderKeyOf('ACME_LAB', { placerOrderNumber: 'ORD-1', fillerOrderNumber: null }) // 'ACME_LAB|P|ORD-1'
  */
-export function orderKeyOf(sendingFacility: string, report: Pick<LabReport, 'placerOrderNumber' | 'fillerOrderNumber'>): string {
-  const [kind, number] = report.placerOrderNumber ? ['P', report.placerOrderNumber] : ['F', report.fillerOrderNumber ?? ''];
+export function orderKeyOf(
+  sendingFacility: string,
+  report: Pick<LabReport, 'placerOrderNumber' | 'fillerOrderNumber'>,
+): string {
+  const [kind, number] = report.placerOrderNumber
+    ? ['P', report.placerOrderNumber]
+    : ['F', report.fillerOrderNumber ?? ''];
   return `${sendingFacility}|${kind}|${number}`;
 }
 

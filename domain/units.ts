@@ -6,8 +6,8 @@ const utils = ucum.UcumLhcUtils.getInstance();
 const UNIT_ALIASES: Record<string, string> = {
   'mEq/L': 'meq/L',
   'MEQ/L': 'meq/L',
-  'mmHg': 'mm[Hg]',
-  'MMHG': 'mm[Hg]',
+  mmHg: 'mm[Hg]',
+  MMHG: 'mm[Hg]',
   'K/uL': '10*3/uL',
   'x10E3/uL': '10*3/uL',
   'X10E3/UL': '10*3/uL',
@@ -32,19 +32,28 @@ const DIMENSIONLESS = new Set(['{INR}', '[pH]', '1', '{ratio}']);
 
 /**
  * Converts a value between units with UCUM (`@lhncbc/ucum-lhc`), passing a molecular weight when
- * one is needed to go between molar and mass concentrations. Returns null when the units are not
+ * one is needed to go between molar and mass concentrations, and an ion's charge for equivalents (mEq/L). Returns null when the units are not
  * convertible (an unknown unit, or different kinds of quantity).
  *
  * @example convertUnit(5.5, 'mmol/L', 'mg/dL', 180.156) // 99.09 (glucose)
  */
-export function convertUnit(value: number, from: string | null, to: string, molecularWeight?: number): number | null {
+export function convertUnit(
+  value: number,
+  from: string | null,
+  to: string,
+  molecularWeight?: number,
+  charge?: number,
+): number | null {
   const source = normaliseUnit(from);
   const target = normaliseUnit(to);
   if (source === target) return value;
   // A dimensionless analyte (pH, INR) sent without a unit is in its only unit.
   if (source === '' && DIMENSIONLESS.has(target)) return value;
   if (DIMENSIONLESS.has(source) || DIMENSIONLESS.has(target) || source === '') return null;
-  const options = molecularWeight ? { molecularWeight } : undefined;
+  const options =
+    molecularWeight || charge
+      ? { ...(molecularWeight ? { molecularWeight } : {}), ...(charge ? { charge } : {}) }
+      : undefined;
   const result = utils.convertUnitTo(source, value, target, options);
   if (result.status !== 'succeeded' || typeof result.toVal !== 'number') return null;
   return Number(result.toVal.toPrecision(12));

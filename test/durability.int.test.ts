@@ -5,7 +5,12 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, test } from 'vitest';
-import { readTemporalDevSettings, startTemporalDevServer, freePort, type DevServer } from '../api/temporal-dev.ts';
+import {
+  readTemporalDevSettings,
+  startTemporalDevServer,
+  freePort,
+  type DevServer,
+} from '../api/temporal-dev.ts';
 import { startWorker, type WorkerHandle } from '../api/temporal.ts';
 import type { OrderState } from '../workflows/order-workflow.ts';
 import { basicMetabolicPanel } from './fixtures/hl7.ts';
@@ -37,11 +42,18 @@ function spawnWorker(env: NodeJS.ProcessEnv): { child: ChildProcess; output: () 
 }
 
 function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((r) => child.once('exit', () => r()));
 }
 
 async function auditCount(lr: TestLabRelay, action: string, subject: string): Promise<number> {
-  const rows = await lr.labrelay.services!.db.selectFrom('audit_events').select('id').where('action', '=', action).where('subject', '=', subject).execute();
+  const rows = await lr.labrelay
+    .services!.db.selectFrom('audit_events')
+    .select('id')
+    .where('action', '=', action)
+    .where('subject', '=', subject)
+    .execute();
   return rows.length;
 }
 
@@ -61,25 +73,39 @@ describe('durability', () => {
     cleanups.push(() => api.stop());
     const cred = await createTenantWithCredential(api.baseUrl, 'killtest');
     // Hold released results for a few seconds: the workflow waits there, mid-way, on a durable timer.
-    await admin(api.baseUrl, 'PATCH', '/v1/admin/tenants/killtest', { settings: { releaseDelaySeconds: 4 } }, 200);
+    await admin(
+      api.baseUrl,
+      'PATCH',
+      '/v1/admin/tenants/killtest',
+      { settings: { releaseDelaySeconds: 4 } },
+      200,
+    );
 
     const first = spawnWorker(env);
     cleanups.push(async () => {
       first.child.kill('SIGKILL');
       await exited(first.child);
     });
-    const response = await postHl7(api.baseUrl, cred, basicMetabolicPanel({ controlId: 'KILL-1', placer: 'ORD-KILL' }));
+    const response = await postHl7(
+      api.baseUrl,
+      cred,
+      basicMetabolicPanel({ controlId: 'KILL-1', placer: 'ORD-KILL' }),
+    );
     expect(response.status).toBe(200);
     const messageId = response.headers.get('labrelay-message-id')!;
     const status = await getJson(api.baseUrl, cred, `/v1/t/killtest/messages/${messageId}`);
     const workflowId: string = status.body.workflowId;
     const reportId: string = status.body.reports[0].id;
 
-    const client = new Client({ connection: await Connection.connect({ address: env.TEMPORAL_ADDRESS! }), namespace: env.TEMPORAL_NAMESPACE! });
+    const client = new Client({
+      connection: await Connection.connect({ address: env.TEMPORAL_ADDRESS! }),
+      namespace: env.TEMPORAL_NAMESPACE!,
+    });
     cleanups.push(() => client.connection.close());
     const handle = client.workflow.getHandle(workflowId);
     await eventually(
-      async () => ((await handle.query<OrderState>('orderState')).step === 'release-delay' ? true : undefined),
+      async () =>
+        (await handle.query<OrderState>('orderState')).step === 'release-delay' ? true : undefined,
       60_000,
       'the workflow to reach its release delay',
     );
@@ -104,9 +130,17 @@ describe('durability', () => {
     expect(completed).toHaveLength(1);
     expect(await auditCount(api, 'report.flagged', `report/${reportId}`)).toBe(1);
     expect(await auditCount(api, 'report.released', `report/${reportId}`)).toBe(1);
-    const observations = await api.labrelay.services!.db.selectFrom('observations').select('id').where('report_id', '=', reportId).execute();
+    const observations = await api.labrelay
+      .services!.db.selectFrom('observations')
+      .select('id')
+      .where('report_id', '=', reportId)
+      .execute();
     expect(observations).toHaveLength(3);
-    const bundle = await getJson(api.baseUrl, cred, '/v1/t/killtest/fhir/DiagnosticReport?patient.identifier=MRN123456');
+    const bundle = await getJson(
+      api.baseUrl,
+      cred,
+      '/v1/t/killtest/fhir/DiagnosticReport?patient.identifier=MRN123456',
+    );
     expect(bundle.body.total).toBe(1);
   });
 
@@ -120,25 +154,43 @@ describe('durability', () => {
     cleanups.push(() => server.stop());
     const address = server.address;
 
-    const env = await testEnv('postgres', { TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: settings.namespace });
+    const env = await testEnv('postgres', {
+      TEMPORAL_ADDRESS: address,
+      TEMPORAL_NAMESPACE: settings.namespace,
+    });
     const api = await startTestLabRelay('postgres', { role: 'api', env });
     cleanups.push(() => api.stop());
     const cred = await createTenantWithCredential(api.baseUrl, 'relaytest');
 
     await server.stop();
-    const response = await postHl7(api.baseUrl, cred, basicMetabolicPanel({ controlId: 'RELAY-1', placer: 'ORD-RELAY' }));
+    const response = await postHl7(
+      api.baseUrl,
+      cred,
+      basicMetabolicPanel({ controlId: 'RELAY-1', placer: 'ORD-RELAY' }),
+    );
     expect(response.status).toBe(200);
     expect(await response.text()).toMatch(/\rMSA\|AA\|RELAY-1\|/);
     const messageId = response.headers.get('labrelay-message-id')!;
 
     // Committed, but no workflow could be started: the inbox row records the failed attempt.
     const db = api.labrelay.services!.db;
-    const pending = await eventually(async () => {
-      const row = await db.selectFrom('inbox').innerJoin('reports', 'reports.id', 'inbox.report_id').select(['inbox.started_at', 'inbox.attempts', 'inbox.last_error']).where('reports.message_id', '=', messageId).executeTakeFirst();
-      return row && row.attempts > 0 ? row : undefined;
-    }, 60_000, 'a failed start to be recorded');
+    const pending = await eventually(
+      async () => {
+        const row = await db
+          .selectFrom('inbox')
+          .innerJoin('reports', 'reports.id', 'inbox.report_id')
+          .select(['inbox.started_at', 'inbox.attempts', 'inbox.last_error'])
+          .where('reports.message_id', '=', messageId)
+          .executeTakeFirst();
+        return row && row.attempts > 0 ? row : undefined;
+      },
+      60_000,
+      'a failed start to be recorded',
+    );
     expect(pending.started_at).toBeNull();
-    expect((await getJson(api.baseUrl, cred, `/v1/t/relaytest/messages/${messageId}`)).body.status).toBe('received');
+    expect((await getJson(api.baseUrl, cred, `/v1/t/relaytest/messages/${messageId}`)).body.status).toBe(
+      'received',
+    );
 
     server = await startTemporalDevServer({ settings, dbFile, port });
     const worker: WorkerHandle = await startWorker(
@@ -148,7 +200,11 @@ describe('durability', () => {
     cleanups.push(() => worker.shutdown());
     const done = await waitForMessageStatus(api.baseUrl, cred, messageId, 'delivered', 90_000);
     expect(done.reports[0].stage).toBe('released');
-    const started = await db.selectFrom('inbox').select('started_at').where('report_id', '=', done.reports[0].id).executeTakeFirstOrThrow();
+    const started = await db
+      .selectFrom('inbox')
+      .select('started_at')
+      .where('report_id', '=', done.reports[0].id)
+      .executeTakeFirstOrThrow();
     expect(started.started_at).not.toBeNull();
   });
 });

@@ -10,7 +10,7 @@ declare module '@lhncbc/ucum-lhc' {
       fromUnit: string,
       value: number,
       toUnit: string,
-      options?: { molecularWeight?: number },
+      options?: { molecularWeight?: number; charge?: number },
     ): ConversionResult;
     validateUnitString(unit: string): { status: 'valid' | 'invalid' | 'error'; msg: string[] };
   }

@@ -1,10 +1,19 @@
-import { condition, defineQuery, defineSignal, log, proxyActivities, setHandler, sleep } from '@temporalio/workflow';
+import {
+  condition,
+  defineQuery,
+  defineSignal,
+  log,
+  proxyActivities,
+  setHandler,
+  sleep,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 
 /** Sent for every stored report of this order; the same report twice is processed once. */
 export const resultReceivedSignal = defineSignal<[{ reportId: string }]>('resultReceived');
 /** Sent when a person has reviewed a report that needed it (unit not convertible, ambiguous patient). */
-export const reviewCompletedSignal = defineSignal<[{ reportId: string; decision: 'release' | 'reject' }]>('reviewCompleted');
+export const reviewCompletedSignal =
+  defineSignal<[{ reportId: string; decision: 'release' | 'reject' }]>('reviewCompleted');
 export const orderStateQuery = defineQuery<OrderState>('orderState');
 
 export interface OrderWorkflowInput {

@@ -1,4 +1,11 @@
-import type { Coding, Identifier, Interpretation, ObservationValueType, Practitioner, ReferenceRange } from '../../domain/model.ts';
+import type {
+  Coding,
+  Identifier,
+  Interpretation,
+  ObservationValueType,
+  Practitioner,
+  ReferenceRange,
+} from '../../domain/model.ts';
 
 /**
  * Builders of FHIR R4 resources from LabRelay's stored results.
@@ -71,7 +78,13 @@ export interface PatientView {
 
 function codeableConcept(coding: Coding) {
   return {
-    coding: [{ ...(coding.system ? { system: coding.system } : {}), code: coding.code, ...(coding.display ? { display: coding.display } : {}) }],
+    coding: [
+      {
+        ...(coding.system ? { system: coding.system } : {}),
+        code: coding.code,
+        ...(coding.display ? { display: coding.display } : {}),
+      },
+    ],
     ...(coding.display ? { text: coding.display } : {}),
   };
 }
@@ -83,8 +96,18 @@ function meta(updatedAt: Date) {
 /** DiagnosticReport for one lab report, referencing its Observations and Patient. */
 export function toDiagnosticReport(r: ReportView): FhirResource {
   const identifier = [];
-  if (r.placerOrderNumber) identifier.push({ type: { coding: [{ system: IDENTIFIER_TYPE, code: 'PLAC' }] }, system: r.orderIdentifierSystem, value: r.placerOrderNumber });
-  if (r.fillerOrderNumber) identifier.push({ type: { coding: [{ system: IDENTIFIER_TYPE, code: 'FILL' }] }, system: r.orderIdentifierSystem, value: r.fillerOrderNumber });
+  if (r.placerOrderNumber)
+    identifier.push({
+      type: { coding: [{ system: IDENTIFIER_TYPE, code: 'PLAC' }] },
+      system: r.orderIdentifierSystem,
+      value: r.placerOrderNumber,
+    });
+  if (r.fillerOrderNumber)
+    identifier.push({
+      type: { coding: [{ system: IDENTIFIER_TYPE, code: 'FILL' }] },
+      system: r.orderIdentifierSystem,
+      value: r.fillerOrderNumber,
+    });
   return {
     resourceType: 'DiagnosticReport',
     id: r.id,
@@ -117,8 +140,17 @@ export function toObservation(o: ObservationView): FhirResource {
     range && (range.low !== null || range.high !== null || range.text)
       ? [
           {
-            ...(range.low !== null ? { low: { value: range.low, ...(o.unit ? { unit: o.unit, system: UCUM, code: o.unit } : {}) } } : {}),
-            ...(range.high !== null ? { high: { value: range.high, ...(o.unit ? { unit: o.unit, system: UCUM, code: o.unit } : {}) } } : {}),
+            ...(range.low !== null
+              ? { low: { value: range.low, ...(o.unit ? { unit: o.unit, system: UCUM, code: o.unit } : {}) } }
+              : {}),
+            ...(range.high !== null
+              ? {
+                  high: {
+                    value: range.high,
+                    ...(o.unit ? { unit: o.unit, system: UCUM, code: o.unit } : {}),
+                  },
+                }
+              : {}),
             ...(range.text ? { text: range.text } : {}),
           },
         ]
@@ -135,7 +167,19 @@ export function toObservation(o: ObservationView): FhirResource {
     ...(o.issuedAt ? { issued: o.issuedAt.toISOString() } : {}),
     ...value,
     ...(o.interpretation
-      ? { interpretation: [{ coding: [{ system: V3_INTERPRETATION, code: o.interpretation, display: INTERPRETATION_DISPLAY[o.interpretation] }] }] }
+      ? {
+          interpretation: [
+            {
+              coding: [
+                {
+                  system: V3_INTERPRETATION,
+                  code: o.interpretation,
+                  display: INTERPRETATION_DISPLAY[o.interpretation],
+                },
+              ],
+            },
+          ],
+        }
       : {}),
     ...(referenceRange ? { referenceRange } : {}),
   };
@@ -151,7 +195,16 @@ export function toPatient(p: PatientView): FhirResource {
       ...(i.system ? { system: i.system } : {}),
       value: i.value,
     })),
-    ...(p.familyName || p.givenNames.length ? { name: [{ ...(p.familyName ? { family: p.familyName } : {}), ...(p.givenNames.length ? { given: p.givenNames } : {}) }] } : {}),
+    ...(p.familyName || p.givenNames.length
+      ? {
+          name: [
+            {
+              ...(p.familyName ? { family: p.familyName } : {}),
+              ...(p.givenNames.length ? { given: p.givenNames } : {}),
+            },
+          ],
+        }
+      : {}),
     ...(p.sex ? { gender: p.sex } : {}),
     ...(p.birthDate ? { birthDate: p.birthDate } : {}),
   };
@@ -163,19 +216,46 @@ export interface SearchEntry {
 }
 
 /** A searchset Bundle with `self` (and `next` when there is another page) links. */
-export function searchsetBundle(baseUrl: string, selfUrl: string, total: number, entries: SearchEntry[], nextUrl: string | null): FhirResource {
+export function searchsetBundle(
+  baseUrl: string,
+  selfUrl: string,
+  total: number,
+  entries: SearchEntry[],
+  nextUrl: string | null,
+): FhirResource {
   return {
     resourceType: 'Bundle',
     type: 'searchset',
     total,
     link: [{ relation: 'self', url: selfUrl }, ...(nextUrl ? [{ relation: 'next', url: nextUrl }] : [])],
-    entry: entries.map((e) => ({ fullUrl: `${baseUrl}/${e.resource.resourceType}/${e.resource.id}`, resource: e.resource, search: { mode: e.mode } })),
+    entry: entries.map((e) => ({
+      fullUrl: `${baseUrl}/${e.resource.resourceType}/${e.resource.id}`,
+      resource: e.resource,
+      search: { mode: e.mode },
+    })),
   };
 }
 
-export type IssueType = 'invalid' | 'security' | 'login' | 'forbidden' | 'not-found' | 'too-costly' | 'throttled' | 'exception' | 'processing' | 'not-supported';
+export type IssueType =
+  | 'invalid'
+  | 'security'
+  | 'login'
+  | 'forbidden'
+  | 'not-found'
+  | 'too-costly'
+  | 'throttled'
+  | 'exception'
+  | 'processing'
+  | 'not-supported';
 
 /** OperationOutcome with one issue per problem: https://hl7.org/fhir/R4/operationoutcome.html */
-export function operationOutcome(issues: { severity: 'error' | 'warning' | 'information'; code: IssueType; diagnostics: string; expression?: string[] }[]): FhirResource {
+export function operationOutcome(
+  issues: {
+    severity: 'error' | 'warning' | 'information';
+    code: IssueType;
+    diagnostics: string;
+    expression?: string[];
+  }[],
+): FhirResource {
   return { resourceType: 'OperationOutcome', issue: issues };
 }

@@ -23,8 +23,12 @@ export function parseTokens(param: string, value: string): Token[] {
   const parts = value.split(/(?<!\\),/).map((p) => p.replaceAll('\\,', ','));
   return parts.map((part) => {
     const bar = part.indexOf('|');
-    const token = bar === -1 ? { system: undefined, code: part } : { system: part.slice(0, bar), code: part.slice(bar + 1) };
-    if (token.code === '') throw new SearchParamError(param, `${param}=${value}: a token needs a code or value after the |`);
+    const token =
+      bar === -1
+        ? { system: undefined, code: part }
+        : { system: part.slice(0, bar), code: part.slice(bar + 1) };
+    if (token.code === '')
+      throw new SearchParamError(param, `${param}=${value}: a token needs a code or value after the |`);
     return token;
   });
 }
@@ -55,7 +59,11 @@ export function parseDateParams(param: string, values: string[]): DateBounds {
     const prefix = PREFIXES.find((p) => raw.startsWith(p)) ?? 'eq';
     const text = PREFIXES.some((p) => raw.startsWith(p)) ? raw.slice(2) : raw;
     const range = dateRange(text);
-    if (!range) throw new SearchParamError(param, `${param}=${raw} is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime with a time zone)`);
+    if (!range)
+      throw new SearchParamError(
+        param,
+        `${param}=${raw} is not a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD or a dateTime with a time zone)`,
+      );
     switch (prefix) {
       case 'eq':
       case 'ap':
@@ -84,7 +92,10 @@ export function parseDateParams(param: string, values: string[]): DateBounds {
 }
 
 function dateRange(text: string): { start: Date; end: Date } | null {
-  const m = /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?)?)?$/.exec(text);
+  const m =
+    /^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?)?)?$/.exec(
+      text,
+    );
   if (!m) return null;
   const [, y, mo, d, h] = m;
   if (h !== undefined) {
@@ -97,7 +108,11 @@ function dateRange(text: string): { start: Date; end: Date } | null {
   const day = d ? Number(d) : 1;
   if (month > 11 || day < 1 || day > 31) return null;
   const start = new Date(Date.UTC(year, month, day));
-  const end = d ? new Date(Date.UTC(year, month, day + 1) - 1) : mo ? new Date(Date.UTC(year, month + 1, 1) - 1) : new Date(Date.UTC(year + 1, 0, 1) - 1);
+  const end = d
+    ? new Date(Date.UTC(year, month, day + 1) - 1)
+    : mo
+      ? new Date(Date.UTC(year, month + 1, 1) - 1)
+      : new Date(Date.UTC(year + 1, 0, 1) - 1);
   return { start, end };
 }
 

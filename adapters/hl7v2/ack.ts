@@ -87,7 +87,12 @@ export function hl7Timestamp(date: Date): string {
  * Builds the ACK for a message: sender and receiver swapped, MSH-10 copied into MSA-2, the reason in
  * MSA-3 and one ERR segment per error (HL7 v2.5.1 chapter 2, section 2.9 and 2.15.5 ERR).
  */
-export function buildAck(target: AckTarget, code: AckCode, errors: AckError[] = [], now = new Date()): string {
+export function buildAck(
+  target: AckTarget,
+  code: AckCode,
+  errors: AckError[] = [],
+  now = new Date(),
+): string {
   const e = (s: string) => escapeHl7(s, DEFAULT_ENCODING);
   const text = errors.map((x) => x.message).join('; ');
   const segments = [
@@ -109,7 +114,19 @@ export function buildAck(target: AckTarget, code: AckCode, errors: AckError[] = 
   ];
   for (const err of errors) {
     const severity = code === ACK_CODE.accept ? 'W' : 'E';
-    segments.push(['ERR', '', errorLocation(err.location), `${err.code}^^HL70357`, severity, '', '', '', e(err.message)].join('|'));
+    segments.push(
+      [
+        'ERR',
+        '',
+        errorLocation(err.location),
+        `${err.code}^^HL70357`,
+        severity,
+        '',
+        '',
+        '',
+        e(err.message),
+      ].join('|'),
+    );
   }
   return segments.join('\r') + '\r';
 }

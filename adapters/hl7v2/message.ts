@@ -88,14 +88,12 @@ export class Hl7Field {
   /** All components unescaped (subcomponents joined back with the subcomponent separator). */
   components(): string[] {
     if (this.#literal) return [this.raw];
-    return this.raw
-      .split(this.#encoding.component)
-      .map((c) =>
-        c
-          .split(this.#encoding.subcomponent)
-          .map((s) => unescapeHl7(s, this.#encoding))
-          .join(this.#encoding.subcomponent),
-      );
+    return this.raw.split(this.#encoding.component).map((c) =>
+      c
+        .split(this.#encoding.subcomponent)
+        .map((s) => unescapeHl7(s, this.#encoding))
+        .join(this.#encoding.subcomponent),
+    );
   }
 
   get isEmpty(): boolean {
@@ -170,7 +168,10 @@ export function parseHl7(text: string): Hl7Message {
   const msh2End = trimmed.indexOf(fieldSep, 4);
   const msh2 = trimmed.slice(4, msh2End === -1 ? undefined : msh2End);
   if (msh2.length < 4 || msh2.length > 5) {
-    throw new Hl7ParseError(`MSH-2 encoding characters ${JSON.stringify(msh2)} must be 4 characters`, 'MSH-2');
+    throw new Hl7ParseError(
+      `MSH-2 encoding characters ${JSON.stringify(msh2)} must be 4 characters`,
+      'MSH-2',
+    );
   }
   const encoding: EncodingCharacters = {
     field: fieldSep,
@@ -181,18 +182,23 @@ export function parseHl7(text: string): Hl7Message {
   };
   const distinct = new Set([fieldSep, ...msh2.slice(0, 4)]);
   if (distinct.size !== 5 || [...distinct].some((ch) => /[A-Za-z0-9\r\n]/.test(ch))) {
-    throw new Hl7ParseError(`MSH-2 encoding characters ${JSON.stringify(msh2)} are not distinct separators`, 'MSH-2');
+    throw new Hl7ParseError(
+      `MSH-2 encoding characters ${JSON.stringify(msh2)} are not distinct separators`,
+      'MSH-2',
+    );
   }
 
   const segments: Hl7Segment[] = [];
   const lines = trimmed.split(/\r\n|\r|\n/);
-  for (const [index, line] of lines.entries()) {
+  for (const line of lines) {
     if (line === '') continue;
     const name = line.slice(0, 3);
     if (!/^[A-Z][A-Z0-9]{2}$/.test(name) || (line.length > 3 && line[3] !== fieldSep)) {
+      // Count segments, not lines: blank lines between segments are skipped above.
+      const position = segments.length + 1;
       throw new Hl7ParseError(
-        `segment ${index + 1} does not start with a segment name followed by ${JSON.stringify(fieldSep)}`,
-        `segment ${index + 1}`,
+        `segment ${position} does not start with a segment name followed by ${JSON.stringify(fieldSep)}`,
+        `segment ${position}`,
       );
     }
     let fields: string[];
@@ -267,7 +273,8 @@ function decodeEscape(seq: string, enc: EncodingCharacters): string | null {
 /** Escapes text for use inside an HL7 field (the inverse of {@link unescapeHl7}). */
 export function escapeHl7(value: string, enc: EncodingCharacters = DEFAULT_ENCODING): string {
   let out = '';
-  for (const ch of value) {
+  // CRLF is one line break, not two.
+  for (const ch of value.replace(/\r\n/g, '\n')) {
     if (ch === enc.escape) out += `${enc.escape}E${enc.escape}`;
     else if (ch === enc.field) out += `${enc.escape}F${enc.escape}`;
     else if (ch === enc.component) out += `${enc.escape}S${enc.escape}`;

@@ -27,6 +27,11 @@ export class Hl7ContentError extends Error {
   }
 }
 
+/** A table lookup that never answers with an inherited property (`constructor`, `toString`). */
+function lookup<T>(table: Record<string, T>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 const SUPPORTED_VERSIONS = /^2\.(3|3\.1|4|5|5\.1|6|7|7\.1|8)$/;
 
 /** Coding systems whose HL7 table 0396 names map to canonical FHIR system URIs. */
@@ -52,7 +57,13 @@ export function oruToResultMessage(msg: Hl7Message): ResultMessage {
   const version = msg.version;
   if (!SUPPORTED_VERSIONS.test(version)) {
     throw new Hl7ContentError(
-      [{ code: HL7_ERROR.unsupportedVersionId, location: 'MSH-12', message: `HL7 version ${version} is not supported (2.3 to 2.8)` }],
+      [
+        {
+          code: HL7_ERROR.unsupportedVersionId,
+          location: 'MSH-12',
+          message: `HL7 version ${version} is not supported (2.3 to 2.8)`,
+        },
+      ],
       true,
     );
   }
@@ -60,20 +71,34 @@ export function oruToResultMessage(msg: Hl7Message): ResultMessage {
   const trigger = msg.header.get(9, 2);
   if (code !== 'ORU') {
     throw new Hl7ContentError(
-      [{ code: HL7_ERROR.unsupportedMessageType, location: 'MSH-9', message: `message type ${msg.messageType} is not accepted here (ORU^R01 expected)` }],
+      [
+        {
+          code: HL7_ERROR.unsupportedMessageType,
+          location: 'MSH-9',
+          message: `message type ${msg.messageType} is not accepted here (ORU^R01 expected)`,
+        },
+      ],
       true,
     );
   }
   if (trigger !== 'R01') {
     throw new Hl7ContentError(
-      [{ code: HL7_ERROR.unsupportedEventCode, location: 'MSH-9', message: `trigger event ${trigger || '(none)'} is not supported (R01 expected)` }],
+      [
+        {
+          code: HL7_ERROR.unsupportedEventCode,
+          location: 'MSH-9',
+          message: `trigger event ${trigger || '(none)'} is not supported (R01 expected)`,
+        },
+      ],
       true,
     );
   }
 
   const pid = msg.segment('PID');
   if (!pid) {
-    throw new Hl7ContentError([{ code: HL7_ERROR.requiredFieldMissing, location: 'PID', message: 'the PID segment is missing' }]);
+    throw new Hl7ContentError([
+      { code: HL7_ERROR.requiredFieldMissing, location: 'PID', message: 'the PID segment is missing' },
+    ]);
   }
   const patient = readPatient(pid, errors);
 
@@ -89,14 +114,22 @@ export function oruToResultMessage(msg: Hl7Message): ResultMessage {
       orc = undefined;
     } else if (seg.name === 'OBX') {
       if (!current) {
-        errors.push({ code: HL7_ERROR.segmentSequence, location: 'OBX', message: 'an OBX segment comes before any OBR' });
+        errors.push({
+          code: HL7_ERROR.segmentSequence,
+          location: 'OBX',
+          message: 'an OBX segment comes before any OBR',
+        });
         continue;
       }
       current.obx.push(seg);
     }
   }
   if (groups.length === 0) {
-    errors.push({ code: HL7_ERROR.requiredFieldMissing, location: 'OBR', message: 'the message has no OBR segment' });
+    errors.push({
+      code: HL7_ERROR.requiredFieldMissing,
+      location: 'OBR',
+      message: 'the message has no OBR segment',
+    });
   }
   for (const [i, group] of groups.entries()) {
     reports.push(readReport(group.obr, group.orc, group.obx, i + 1, errors));
@@ -117,25 +150,41 @@ function readPatient(pid: Hl7Segment, errors: AckError[]): PatientDemographics {
     });
   }
   if (identifiers.length === 0) {
-    errors.push({ code: HL7_ERROR.requiredFieldMissing, location: 'PID-3', message: 'PID-3 (patient identifier list) is empty' });
+    errors.push({
+      code: HL7_ERROR.requiredFieldMissing,
+      location: 'PID-3',
+      message: 'PID-3 (patient identifier list) is empty',
+    });
   }
   const name = pid.field(5);
   const birth = pid.get(7);
   let birthDate: string | null = null;
   if (birth) {
     birthDate = hl7DateOnly(birth);
-    if (!birthDate) errors.push({ code: HL7_ERROR.dataType, location: 'PID-7', message: `PID-7 date of birth ${birth} is not an HL7 date` });
+    if (!birthDate)
+      errors.push({
+        code: HL7_ERROR.dataType,
+        location: 'PID-7',
+        message: `PID-7 date of birth ${birth} is not an HL7 date`,
+      });
   }
   return {
     identifiers,
     familyName: name.component(1) || null,
     givenNames: [name.component(2), name.component(3)].filter((g) => g !== ''),
     birthDate,
-    sex: SEX[pid.get(8).toUpperCase()] ?? null,
+    sex: lookup(SEX, pid.get(8).toUpperCase()) ?? null,
   };
 }
 
-const SEX: Record<string, string> = { M: 'male', F: 'female', O: 'other', A: 'other', U: 'unknown', N: 'unknown' };
+const SEX: Record<string, string> = {
+  M: 'male',
+  F: 'female',
+  O: 'other',
+  A: 'other',
+  U: 'unknown',
+  N: 'unknown',
+};
 
 function readReport(
   obr: Hl7Segment,
@@ -148,16 +197,29 @@ function readReport(
   const placer = obr.get(2) || orc?.get(2) || null;
   const filler = obr.get(3) || orc?.get(3) || null;
   if (!placer && !filler) {
-    errors.push({ code: HL7_ERROR.requiredFieldMissing, location: where(2), message: `${where(2)}/OBR-3: the order has neither a placer nor a filler order number` });
+    errors.push({
+      code: HL7_ERROR.requiredFieldMissing,
+      location: where(2),
+      message: `${where(2)}/OBR-3: the order has neither a placer nor a filler order number`,
+    });
   }
   const code = readCoding(obr.field(4));
-  if (!code) errors.push({ code: HL7_ERROR.requiredFieldMissing, location: where(4), message: `${where(4)} (universal service identifier) is empty` });
+  if (!code)
+    errors.push({
+      code: HL7_ERROR.requiredFieldMissing,
+      location: where(4),
+      message: `${where(4)} (universal service identifier) is empty`,
+    });
   const effectiveAt = readTimestamp(obr, 7, errors);
   const issuedAt = readTimestamp(obr, 22, errors);
   const statusCode = obr.get(25);
-  const status = statusCode ? OBR_STATUS[statusCode] : RESULT_STATUS.final;
+  const status = statusCode ? lookup(OBR_STATUS, statusCode.toUpperCase()) : RESULT_STATUS.final;
   if (!status) {
-    errors.push({ code: HL7_ERROR.tableValueNotFound, location: where(25), message: `${where(25)} result status ${statusCode} is not in HL7 table 0123` });
+    errors.push({
+      code: HL7_ERROR.tableValueNotFound,
+      location: where(25),
+      message: `${where(25)} result status ${statusCode} is not in HL7 table 0123`,
+    });
   }
   const observations: ObservationResult[] = [];
   const seen = new Set<number>();
@@ -217,14 +279,22 @@ function readObservation(obx: Hl7Segment, index: number, errors: AckError[]): Ob
   const loc = (f: number) => `OBX-${f}` + ` (result ${index})`;
   const code = readCoding(obx.field(3));
   if (!code) {
-    errors.push({ code: HL7_ERROR.requiredFieldMissing, location: `OBX-3`, message: `${loc(3)} (observation identifier) is empty` });
+    errors.push({
+      code: HL7_ERROR.requiredFieldMissing,
+      location: `OBX-3`,
+      message: `${loc(3)} (observation identifier) is empty`,
+    });
     return null;
   }
   const valueType = obx.get(2).toUpperCase();
   const statusCode = obx.get(11);
-  const status = statusCode ? OBX_STATUS[statusCode.toUpperCase()] : RESULT_STATUS.final;
+  const status = statusCode ? lookup(OBX_STATUS, statusCode.toUpperCase()) : RESULT_STATUS.final;
   if (!status) {
-    errors.push({ code: HL7_ERROR.tableValueNotFound, location: 'OBX-11', message: `${loc(11)} result status ${statusCode} is not in HL7 table 0085` });
+    errors.push({
+      code: HL7_ERROR.tableValueNotFound,
+      location: 'OBX-11',
+      message: `${loc(11)} result status ${statusCode} is not in HL7 table 0085`,
+    });
   }
   const unitField = obx.field(6);
   const unit = unitField.component(1) || unitField.component(2) || null;
@@ -248,7 +318,11 @@ function readObservation(obx: Hl7Segment, index: number, errors: AckError[]): Ob
   if (valueType === 'NM' || valueType === 'SN') {
     const parsed = first ? readNumeric(first, valueType) : null;
     if (first && !parsed) {
-      errors.push({ code: HL7_ERROR.dataType, location: 'OBX-5', message: `${loc(5)} value ${JSON.stringify(first.raw)} is not a number (value type ${valueType})` });
+      errors.push({
+        code: HL7_ERROR.dataType,
+        location: 'OBX-5',
+        message: `${loc(5)} value ${JSON.stringify(first.raw)} is not a number (value type ${valueType})`,
+      });
       return null;
     }
     return {
@@ -261,15 +335,30 @@ function readObservation(obx: Hl7Segment, index: number, errors: AckError[]): Ob
   }
   if (valueType === 'CE' || valueType === 'CWE' || valueType === 'CNE') {
     const coded = first ? readCoding(first) : null;
-    return { ...base, valueType: OBSERVATION_VALUE_TYPE.coded, numericValue: null, comparator: null, textValue: coded ? (coded.display ?? coded.code) : null };
+    return {
+      ...base,
+      valueType: OBSERVATION_VALUE_TYPE.coded,
+      numericValue: null,
+      comparator: null,
+      textValue: coded ? (coded.display ?? coded.code) : null,
+    };
   }
   // ST, TX, FT and anything else: text, repetitions joined by line breaks.
   const text = values.map((v) => v.components().join(' ').trim()).join('\n');
-  return { ...base, valueType: OBSERVATION_VALUE_TYPE.text, numericValue: null, comparator: null, textValue: text || null };
+  return {
+    ...base,
+    valueType: OBSERVATION_VALUE_TYPE.text,
+    numericValue: null,
+    comparator: null,
+    textValue: text || null,
+  };
 }
 
-function readNumeric(field: Hl7Field, valueType: string): { value: number; comparator: string | null } | null {
-  let comparator: string | null = null;
+function readNumeric(
+  field: Hl7Field,
+  valueType: string,
+): { value: number; comparator: string | null } | null {
+  let comparator: string | null;
   let number: string;
   if (valueType === 'SN') {
     // SN: comparator ^ num1 ^ separator/suffix ^ num2. Ratios and ranges keep num1 as the value.
@@ -288,14 +377,22 @@ function readNumeric(field: Hl7Field, valueType: string): { value: number; compa
 function readCoding(field: Hl7Field): Coding | null {
   const code = field.component(1).trim();
   const display = field.component(2).trim() || null;
-  if (!code && !display) return null;
   const systemName = field.component(3).trim();
-  // Prefer the LOINC triplet when the alternate (components 4-6) carries it.
+  // Prefer the LOINC triplet when the alternate (components 4-6) carries it, even with an empty primary.
   const altSystem = field.component(6).trim();
-  if (systemName !== 'LN' && altSystem === 'LN' && field.component(4)) {
-    return { system: CODING_SYSTEMS.LN!, code: field.component(4).trim(), display: field.component(5).trim() || display };
+  if (systemName !== 'LN' && altSystem === 'LN' && field.component(4).trim()) {
+    return {
+      system: CODING_SYSTEMS.LN!,
+      code: field.component(4).trim(),
+      display: field.component(5).trim() || display,
+    };
   }
-  return { system: CODING_SYSTEMS[systemName] ?? (systemName || null), code: code || display!, display };
+  if (!code && !display) return null;
+  return {
+    system: lookup(CODING_SYSTEMS, systemName) ?? (systemName || null),
+    code: code || display!,
+    display,
+  };
 }
 
 function readPractitioner(field: Hl7Field): Practitioner | null {
@@ -310,7 +407,12 @@ function readTimestamp(seg: Hl7Segment, n: number, errors: AckError[]): string |
   const raw = seg.get(n);
   if (!raw) return null;
   const iso = hl7TimestampToIso(raw);
-  if (!iso) errors.push({ code: HL7_ERROR.dataType, location: `${seg.name}-${n}`, message: `${seg.name}-${n} ${raw} is not an HL7 timestamp` });
+  if (!iso)
+    errors.push({
+      code: HL7_ERROR.dataType,
+      location: `${seg.name}-${n}`,
+      message: `${seg.name}-${n} ${raw} is not an HL7 timestamp`,
+    });
   return iso;
 }
 
@@ -328,8 +430,22 @@ export function hl7TimestampToIso(raw: string): string | null {
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return null;
   // Reject dates the Date constructor silently rolled over (e.g. month 13 is invalid, Feb 30 rolls).
-  if (Number(mo) < 1 || Number(mo) > 12 || Number(d) < 1 || Number(d) > 31 || Number(h) > 23 || Number(mi) > 59 || Number(s) > 59) return null;
+  if (
+    Number(mo) < 1 ||
+    Number(mo) > 12 ||
+    Number(d) < 1 ||
+    Number(d) > daysInMonth(Number(y), Number(mo)) ||
+    Number(h) > 23 ||
+    Number(mi) > 59 ||
+    Number(s) > 59
+  )
+    return null;
   return date.toISOString();
+}
+
+function daysInMonth(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
 }
 
 /** HL7 DT/DTM to a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD), or null. */

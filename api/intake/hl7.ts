@@ -1,11 +1,23 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { ACK_CODE, ackTargetFromRaw, ackTargetOf, buildAck, HL7_ERROR, type AckError } from '../../adapters/hl7v2/ack.ts';
+import {
+  ACK_CODE,
+  ackTargetFromRaw,
+  ackTargetOf,
+  buildAck,
+  HL7_ERROR,
+  type AckError,
+} from '../../adapters/hl7v2/ack.ts';
 import { Hl7ParseError, parseHl7, type Hl7Message } from '../../adapters/hl7v2/message.ts';
 import { Hl7ContentError, oruToResultMessage } from '../../adapters/hl7v2/oru.ts';
 import { appendAudit } from '../../db/audit.ts';
 import type { InboxRow } from '../../db/inbox.ts';
 import { insertInboxRow } from '../../db/inbox.ts';
-import { findDuplicateMessage, insertMessage, insertRejectedMessage, MESSAGE_STATUS } from '../../db/messages.ts';
+import {
+  findDuplicateMessage,
+  insertMessage,
+  insertRejectedMessage,
+  MESSAGE_STATUS,
+} from '../../db/messages.ts';
 import { insertReport } from '../../db/results.ts';
 import type { Message, Tenant } from '../../db/schema.ts';
 import { orderKeyOf, orderWorkflowId } from '../../domain/order-key.ts';
@@ -32,7 +44,11 @@ export interface Hl7Outcome {
 }
 
 /** Scope a credential needs per message code (MSH-9.1). */
-const REQUIRED_SCOPE: Record<string, string> = { ORU: 'results:write', ORM: 'orders:write', OML: 'orders:write' };
+const REQUIRED_SCOPE: Record<string, string> = {
+  ORU: 'results:write',
+  ORM: 'orders:write',
+  OML: 'orders:write',
+};
 
 /**
  * Receives one HL7 v2 message for a tenant: parse, map to the canonical model, store the raw message,
@@ -42,7 +58,12 @@ const REQUIRED_SCOPE: Record<string, string> = { ORU: 'results:write', ORM: 'ord
  */
 export async function receiveHl7(services: Services, input: Hl7Submission): Promise<Hl7Outcome> {
   const { db, metrics } = services;
-  const reject = async (httpStatus: number, code: 'AR' | 'AE', errors: AckError[], message: Hl7Message | null): Promise<Hl7Outcome> => {
+  const reject = async (
+    httpStatus: number,
+    code: 'AR' | 'AE',
+    errors: AckError[],
+    message: Hl7Message | null,
+  ): Promise<Hl7Outcome> => {
     const ack = buildAck(message ? ackTargetOf(message) : ackTargetFromRaw(input.raw), code, errors);
     await insertRejectedMessage(db, {
       tenantId: input.tenant.id,
@@ -61,13 +82,29 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
     message = parseHl7(input.raw);
   } catch (error) {
     if (!(error instanceof Hl7ParseError)) throw error;
-    return reject(400, ACK_CODE.reject, [{ code: HL7_ERROR.segmentSequence, location: error.location, message: error.message }], null);
+    return reject(
+      400,
+      ACK_CODE.reject,
+      [{ code: HL7_ERROR.segmentSequence, location: error.location, message: error.message }],
+      null,
+    );
   }
 
   const messageCode = message.header.get(9, 1);
   const needed = REQUIRED_SCOPE[messageCode];
   if (input.scopes && needed && !input.scopes.includes(needed)) {
-    return reject(403, ACK_CODE.reject, [{ code: HL7_ERROR.unknownKey, location: 'MSH-9', message: `this credential lacks the ${needed} scope needed for ${message.messageType}` }], message);
+    return reject(
+      403,
+      ACK_CODE.reject,
+      [
+        {
+          code: HL7_ERROR.unknownKey,
+          location: 'MSH-9',
+          message: `this credential lacks the ${needed} scope needed for ${message.messageType}`,
+        },
+      ],
+      message,
+    );
   }
 
   let canonical;
@@ -75,7 +112,9 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
     canonical = oruToResultMessage(message);
   } catch (error) {
     if (!(error instanceof Hl7ContentError)) throw error;
-    return error.reject ? reject(400, ACK_CODE.reject, error.errors, message) : reject(422, ACK_CODE.error, error.errors, message);
+    return error.reject
+      ? reject(400, ACK_CODE.reject, error.errors, message)
+      : reject(422, ACK_CODE.error, error.errors, message);
   }
 
   const header = message.header;
@@ -111,16 +150,35 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
       for (const report of canonical.reports) {
         const orderKey = orderKeyOf(sendingFacility, report);
         const workflowId = orderWorkflowId(input.tenant.id, orderKey);
-        const reportId = await insertReport(trx, { tenantId: input.tenant.id, messageId: id, patient: canonical.patient, orderKey, workflowId, report });
+        const reportId = await insertReport(trx, {
+          tenantId: input.tenant.id,
+          messageId: id,
+          patient: canonical.patient,
+          orderKey,
+          workflowId,
+          report,
+        });
         await insertInboxRow(trx, { reportId, tenantId: input.tenant.id, workflowId });
-        rows.push({ report_id: reportId, tenant_id: input.tenant.id, workflow_id: workflowId, order_key: orderKey, message_id: id, attempts: 0 });
+        rows.push({
+          report_id: reportId,
+          tenant_id: input.tenant.id,
+          workflow_id: workflowId,
+          order_key: orderKey,
+          message_id: id,
+          attempts: 0,
+        });
       }
       await appendAudit(trx, {
         tenantId: input.tenant.id,
         actor: input.credentialId ? `credential/${input.credentialId}` : `connection/${input.connectionId}`,
         action: 'message.received',
         subject: `message/${id}`,
-        details: { transport: input.transport, type: message.messageType, controlId: message.controlId, reports: rows.length },
+        details: {
+          transport: input.transport,
+          type: message.messageType,
+          controlId: message.controlId,
+          reports: rows.length,
+        },
       });
       return { outcome: { ack, httpStatus: 200, messageId: id, outcome: 'accepted' }, rows };
     });
@@ -135,7 +193,11 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
     if (!duplicate) throw error;
     result = { outcome: repeatAnswer(duplicate), rows: [] };
   }
-  metrics.inboundMessages.inc({ transport: input.transport, format: 'hl7v2', outcome: result.outcome.outcome });
+  metrics.inboundMessages.inc({
+    transport: input.transport,
+    format: 'hl7v2',
+    outcome: result.outcome.outcome,
+  });
   if (result.rows.length > 0) {
     // After the commit, never before: a failure here is retried by the relay.
     void services.starter.start(result.rows, 'intake');
@@ -144,7 +206,12 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
 }
 
 function repeatAnswer(message: Message): Hl7Outcome {
-  return { ack: message.response, httpStatus: message.response_status, messageId: message.id, outcome: 'duplicate' };
+  return {
+    ack: message.response,
+    httpStatus: message.response_status,
+    messageId: message.id,
+    outcome: 'duplicate',
+  };
 }
 
 function isUniqueViolation(error: unknown): boolean {

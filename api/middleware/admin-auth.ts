@@ -8,8 +8,13 @@ export function adminAuth(): MiddlewareHandler<AppEnv> {
   return async function adminAuthMiddleware(c, next) {
     const header = c.req.header('authorization');
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match) throw new AppError('unauthorized', 'the admin token is required: Authorization: Bearer $LABRELAY_ADMIN_TOKEN');
-    if (!isAdminToken(match[1]!, c.get('services').config.adminToken)) throw new AppError('unauthorized', 'the admin token is not valid');
+    if (!match)
+      throw new AppError(
+        'unauthorized',
+        'the admin token is required: Authorization: Bearer $LABRELAY_ADMIN_TOKEN',
+      );
+    if (!isAdminToken(match[1]!, c.get('services').config.adminToken))
+      throw new AppError('unauthorized', 'the admin token is not valid');
     await next();
   };
 }

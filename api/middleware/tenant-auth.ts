@@ -20,15 +20,23 @@ export function tenantAuth(): MiddlewareHandler<AppEnv> {
     const credential = await findActiveCredentialByKeyHash(db, hashSecret(match[1]!));
     if (!credential) throw new AppError('unauthorized', 'the API key is unknown or has been revoked');
     const slug = c.req.param('slug');
-    if (credential.tenant_slug !== slug) throw new AppError('forbidden', `this API key does not belong to tenant ${slug}`);
+    if (credential.tenant_slug !== slug)
+      throw new AppError('forbidden', `this API key does not belong to tenant ${slug}`);
     const tenant = await findTenantBySlug(db, credential.tenant_slug);
     if (!tenant) throw new AppError('unauthorized', 'the API key is unknown or has been revoked');
 
     const hasBody = c.req.method !== 'GET' && c.req.method !== 'HEAD';
     const body = hasBody ? new Uint8Array(await c.req.arrayBuffer()) : new Uint8Array();
     if (hasBody && credential.signing_salts.length > 0) {
-      const secrets = credential.signing_salts.map((s) => deriveSigningSecret(config.masterKey, credential.id, s.salt));
-      const check = verifySignature(c.req.header('labrelay-signature'), body, secrets, Math.floor(Date.now() / 1000));
+      const secrets = credential.signing_salts.map((s) =>
+        deriveSigningSecret(config.masterKey, credential.id, s.salt),
+      );
+      const check = verifySignature(
+        c.req.header('labrelay-signature'),
+        body,
+        secrets,
+        Math.floor(Date.now() / 1000),
+      );
       if (!check.ok) throw new AppError('unauthorized', `signature check failed: ${check.reason}`);
     }
     c.set('tenant', tenant);

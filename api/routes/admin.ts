@@ -14,20 +14,40 @@ import { sealSecret } from '../security/secret-box.ts';
 
 const Slug = z
   .string()
-  .regex(/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/, 'a slug is 1-63 lower-case letters, digits and inner hyphens')
+  .regex(
+    /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/,
+    'a slug is 1-63 lower-case letters, digits and inner hyphens',
+  )
   .openapi({ example: 'st-marys' });
 const TenantBody = z.object({ slug: Slug, name: z.string().trim().min(1).max(200) }).openapi('NewTenant');
 const TenantSettings = z
   .object({
-    releaseDelaySeconds: z.number().int().min(0).max(7 * 24 * 3600).optional().openapi({ description: 'Seconds a flagged result is held before release.' }),
+    releaseDelaySeconds: z
+      .number()
+      .int()
+      .min(0)
+      .max(7 * 24 * 3600)
+      .optional()
+      .openapi({ description: 'Seconds a flagged result is held before release.' }),
   })
   .strict();
-const TenantPatch = z.object({ name: z.string().trim().min(1).max(200).optional(), settings: TenantSettings.optional() }).strict().openapi('TenantPatch');
+const TenantPatch = z
+  .object({ name: z.string().trim().min(1).max(200).optional(), settings: TenantSettings.optional() })
+  .strict()
+  .openapi('TenantPatch');
 const TenantOut = z
-  .object({ id: z.string().uuid(), slug: z.string(), name: z.string(), settings: TenantSettings, createdAt: z.string() })
+  .object({
+    id: z.string().uuid(),
+    slug: z.string(),
+    name: z.string(),
+    settings: TenantSettings,
+    createdAt: z.string(),
+  })
   .openapi('Tenant');
 const SlugParam = z.object({ slug: Slug });
-const ErrorOut = z.object({ error: z.object({ code: z.string(), message: z.string(), details: z.array(z.any()) }) }).openapi('Error');
+const ErrorOut = z
+  .object({ error: z.object({ code: z.string(), message: z.string(), details: z.array(z.any()) }) })
+  .openapi('Error');
 
 const CredentialBody = z
   .object({
@@ -45,7 +65,10 @@ const CredentialOut = z
     scopes: z.array(z.string()),
     keyPrefix: z.string(),
     apiKey: z.string().openapi({ description: 'Shown once; only its hash is kept.' }),
-    signingSecret: z.string().nullable().openapi({ description: 'Shown once; sign request bodies with it (LabRelay-Signature).' }),
+    signingSecret: z
+      .string()
+      .nullable()
+      .openapi({ description: 'Shown once; sign request bodies with it (LabRelay-Signature).' }),
   })
   .openapi('CreatedCredential');
 
@@ -56,20 +79,40 @@ const ConnectionBody = z
     direction: z.enum(['inbound', 'outbound', 'pull']),
     format: z.enum(['hl7v2', 'fhir', 'csv', 'json', 'pdf', 'webhook']),
     environment: z.enum(['sandbox', 'production']),
-    endpoint: z.union([z.object({ url: z.string().url() }).strict(), z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict()]).optional(),
-    auth: z.record(z.string(), z.unknown()).optional().openapi({ description: 'Outbound authentication; encrypted at rest, never returned.' }),
+    endpoint: z
+      .union([
+        z.object({ url: z.string().url() }).strict(),
+        z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict(),
+      ])
+      .optional(),
+    auth: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .openapi({ description: 'Outbound authentication; encrypted at rest, never returned.' }),
     mllp: z
-      .object({ sendingFacility: z.string().trim().min(1), receivingFacility: z.string().trim().min(1).optional(), allowIps: z.array(Ip).optional() })
+      .object({
+        sendingFacility: z.string().trim().min(1),
+        receivingFacility: z.string().trim().min(1).optional(),
+        allowIps: z.array(Ip).optional(),
+      })
       .strict()
       .optional(),
   })
   .strict()
   .superRefine((v, ctx) => {
     if (v.mllp && !(v.direction === 'inbound' && v.format === 'hl7v2')) {
-      ctx.addIssue({ code: 'custom', path: ['mllp'], message: 'mllp settings belong to an inbound hl7v2 connection' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['mllp'],
+        message: 'mllp settings belong to an inbound hl7v2 connection',
+      });
     }
     if ((v.direction === 'outbound' || v.direction === 'pull') && !v.endpoint) {
-      ctx.addIssue({ code: 'custom', path: ['endpoint'], message: `an ${v.direction} connection needs an endpoint` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['endpoint'],
+        message: `an ${v.direction} connection needs an endpoint`,
+      });
     }
   })
   .openapi('NewConnection');
@@ -82,7 +125,13 @@ const ConnectionOut = z
     environment: z.string(),
     endpoint: z.any().nullable(),
     hasAuth: z.boolean(),
-    mllp: z.object({ sendingFacility: z.string(), receivingFacility: z.string().nullable(), allowIps: z.array(z.string()) }).nullable(),
+    mllp: z
+      .object({
+        sendingFacility: z.string(),
+        receivingFacility: z.string().nullable(),
+        allowIps: z.array(z.string()),
+      })
+      .nullable(),
     createdAt: z.string(),
   })
   .openapi('Connection');
@@ -104,15 +153,26 @@ export function adminRoutes() {
       path: '/tenants',
       summary: 'Create a tenant',
       request: { body: { required: true, ...json(TenantBody) } },
-      responses: { 201: { description: 'Created', ...json(TenantOut) }, 409: { description: 'Slug taken', ...json(ErrorOut) }, ...errors },
+      responses: {
+        201: { description: 'Created', ...json(TenantOut) },
+        409: { description: 'Slug taken', ...json(ErrorOut) },
+        ...errors,
+      },
     }),
     async (c) => {
       const { db } = c.get('services');
       const body = c.req.valid('json');
       const tenant = await db.transaction().execute(async (trx) => {
-        if (await findTenantBySlug(trx, body.slug)) throw new AppError('conflict', `a tenant with slug ${body.slug} already exists`);
+        if (await findTenantBySlug(trx, body.slug))
+          throw new AppError('conflict', `a tenant with slug ${body.slug} already exists`);
         const created = await insertTenant(trx, body);
-        await appendAudit(trx, { tenantId: created.id, actor: 'admin', action: 'tenant.created', subject: `tenant/${created.id}`, details: { slug: body.slug } });
+        await appendAudit(trx, {
+          tenantId: created.id,
+          actor: 'admin',
+          action: 'tenant.created',
+          subject: `tenant/${created.id}`,
+          details: { slug: body.slug },
+        });
         return created;
       });
       return c.json(tenantOut(tenant), 201);
@@ -125,7 +185,11 @@ export function adminRoutes() {
       path: '/tenants/{slug}',
       summary: "Change a tenant's name or settings",
       request: { params: SlugParam, body: { required: true, ...json(TenantPatch) } },
-      responses: { 200: { description: 'Changed', ...json(TenantOut) }, 404: { description: 'No such tenant', ...json(ErrorOut) }, ...errors },
+      responses: {
+        200: { description: 'Changed', ...json(TenantOut) },
+        404: { description: 'No such tenant', ...json(ErrorOut) },
+        ...errors,
+      },
     }),
     async (c) => {
       const { db } = c.get('services');
@@ -140,7 +204,13 @@ export function adminRoutes() {
           .where('id', '=', tenant.id)
           .returningAll()
           .executeTakeFirstOrThrow();
-        await appendAudit(trx, { tenantId: tenant.id, actor: 'admin', action: 'tenant.updated', subject: `tenant/${tenant.id}`, details: { ...body } });
+        await appendAudit(trx, {
+          tenantId: tenant.id,
+          actor: 'admin',
+          action: 'tenant.updated',
+          subject: `tenant/${tenant.id}`,
+          details: { ...body },
+        });
         return row;
       });
       return c.json(tenantOut(updated), 200);
@@ -148,7 +218,15 @@ export function adminRoutes() {
   );
 
   app.openapi(
-    createRoute({ method: 'get', path: '/tenants', summary: 'List tenants', responses: { 200: { description: 'Tenants', ...json(z.object({ tenants: z.array(TenantOut) })) }, ...errors } }),
+    createRoute({
+      method: 'get',
+      path: '/tenants',
+      summary: 'List tenants',
+      responses: {
+        200: { description: 'Tenants', ...json(z.object({ tenants: z.array(TenantOut) })) },
+        ...errors,
+      },
+    }),
     async (c) => {
       const tenants = await listTenants(c.get('services').db);
       return c.json({ tenants: tenants.map(tenantOut) }, 200);
@@ -161,7 +239,11 @@ export function adminRoutes() {
       path: '/tenants/{slug}/credentials',
       summary: 'Create a credential (API key and signing secret, shown once)',
       request: { params: SlugParam, body: { required: true, ...json(CredentialBody) } },
-      responses: { 201: { description: 'Created', ...json(CredentialOut) }, 404: { description: 'No such tenant', ...json(ErrorOut) }, ...errors },
+      responses: {
+        201: { description: 'Created', ...json(CredentialOut) },
+        404: { description: 'No such tenant', ...json(ErrorOut) },
+        ...errors,
+      },
     }),
     async (c) => {
       const { db, config } = c.get('services');
@@ -180,11 +262,29 @@ export function adminRoutes() {
           scopes: body.scopes,
           keyPrefix: key.prefix,
           keyHash: key.hash,
-          signingSecrets: signingSecret ? [{ salt, hash: hashSecret(signingSecret), createdAt: new Date().toISOString() }] : [],
+          signingSecrets: signingSecret
+            ? [{ salt, hash: hashSecret(signingSecret), createdAt: new Date().toISOString() }]
+            : [],
         });
-        await appendAudit(trx, { tenantId: tenant.id, actor: 'admin', action: 'credential.created', subject: `credential/${id}`, details: { name: body.name, scopes: body.scopes, signed: body.signed } });
+        await appendAudit(trx, {
+          tenantId: tenant.id,
+          actor: 'admin',
+          action: 'credential.created',
+          subject: `credential/${id}`,
+          details: { name: body.name, scopes: body.scopes, signed: body.signed },
+        });
       });
-      return c.json({ id, name: body.name, scopes: body.scopes, keyPrefix: key.prefix, apiKey: key.apiKey, signingSecret }, 201);
+      return c.json(
+        {
+          id,
+          name: body.name,
+          scopes: body.scopes,
+          keyPrefix: key.prefix,
+          apiKey: key.apiKey,
+          signingSecret,
+        },
+        201,
+      );
     },
   );
 
@@ -194,15 +294,25 @@ export function adminRoutes() {
       path: '/tenants/{slug}/credentials/{id}',
       summary: 'Revoke a credential: its key stops working at once',
       request: { params: z.object({ slug: Slug, id: z.string().uuid() }) },
-      responses: { 204: { description: 'Revoked' }, 404: { description: 'No such tenant or live credential', ...json(ErrorOut) }, ...errors },
+      responses: {
+        204: { description: 'Revoked' },
+        404: { description: 'No such tenant or live credential', ...json(ErrorOut) },
+        ...errors,
+      },
     }),
     async (c) => {
       const { db } = c.get('services');
       const { slug, id } = c.req.valid('param');
       const tenant = await requireTenant(db, slug);
       await db.transaction().execute(async (trx) => {
-        if (!(await revokeCredential(trx, tenant.id, id))) throw new AppError('not_found', `tenant ${slug} has no live credential ${id}`);
-        await appendAudit(trx, { tenantId: tenant.id, actor: 'admin', action: 'credential.revoked', subject: `credential/${id}` });
+        if (!(await revokeCredential(trx, tenant.id, id)))
+          throw new AppError('not_found', `tenant ${slug} has no live credential ${id}`);
+        await appendAudit(trx, {
+          tenantId: tenant.id,
+          actor: 'admin',
+          action: 'credential.revoked',
+          subject: `credential/${id}`,
+        });
       });
       return c.body(null, 204);
     },
@@ -214,7 +324,11 @@ export function adminRoutes() {
       path: '/tenants/{slug}/connections',
       summary: 'Create a connection (inbound, outbound or pull)',
       request: { params: SlugParam, body: { required: true, ...json(ConnectionBody) } },
-      responses: { 201: { description: 'Created', ...json(ConnectionOut) }, 404: { description: 'No such tenant', ...json(ErrorOut) }, ...errors },
+      responses: {
+        201: { description: 'Created', ...json(ConnectionOut) },
+        404: { description: 'No such tenant', ...json(ErrorOut) },
+        ...errors,
+      },
     }),
     async (c) => {
       const { db, config } = c.get('services');
@@ -231,12 +345,25 @@ export function adminRoutes() {
           format: body.format,
           environment: body.environment,
           endpoint: body.endpoint ? JSON.stringify(body.endpoint) : null,
-          auth_encrypted: body.auth ? sealSecret(config.masterKey, JSON.stringify(body.auth), `connection/${id}`) : null,
+          auth_encrypted: body.auth
+            ? sealSecret(config.masterKey, JSON.stringify(body.auth), `connection/${id}`)
+            : null,
           mllp_sending_facility: body.mllp?.sendingFacility ?? null,
           mllp_receiving_facility: body.mllp?.receivingFacility ?? null,
           mllp_allow_ips: body.mllp?.allowIps ? JSON.stringify(body.mllp.allowIps) : null,
         });
-        await appendAudit(trx, { tenantId: tenant.id, actor: 'admin', action: 'connection.created', subject: `connection/${id}`, details: { name: body.name, direction: body.direction, format: body.format, environment: body.environment } });
+        await appendAudit(trx, {
+          tenantId: tenant.id,
+          actor: 'admin',
+          action: 'connection.created',
+          subject: `connection/${id}`,
+          details: {
+            name: body.name,
+            direction: body.direction,
+            format: body.format,
+            environment: body.environment,
+          },
+        });
         return created;
       });
       return c.json(connectionOut(connection), 201);
@@ -249,7 +376,11 @@ export function adminRoutes() {
       path: '/tenants/{slug}/connections',
       summary: "List a tenant's connections",
       request: { params: SlugParam },
-      responses: { 200: { description: 'Connections', ...json(z.object({ connections: z.array(ConnectionOut) })) }, 404: { description: 'No such tenant', ...json(ErrorOut) }, ...errors },
+      responses: {
+        200: { description: 'Connections', ...json(z.object({ connections: z.array(ConnectionOut) })) },
+        404: { description: 'No such tenant', ...json(ErrorOut) },
+        ...errors,
+      },
     }),
     async (c) => {
       const { db } = c.get('services');
@@ -268,7 +399,13 @@ async function requireTenant(db: Parameters<typeof findTenantBySlug>[0], slug: s
 }
 
 function tenantOut(t: Tenant) {
-  return { id: t.id, slug: t.slug, name: t.name, settings: t.settings, createdAt: new Date(t.created_at).toISOString() };
+  return {
+    id: t.id,
+    slug: t.slug,
+    name: t.name,
+    settings: t.settings,
+    createdAt: new Date(t.created_at).toISOString(),
+  };
 }
 
 function connectionOut(c: Connection) {
@@ -280,7 +417,13 @@ function connectionOut(c: Connection) {
     environment: c.environment,
     endpoint: c.endpoint,
     hasAuth: c.auth_encrypted !== null,
-    mllp: c.mllp_sending_facility ? { sendingFacility: c.mllp_sending_facility, receivingFacility: c.mllp_receiving_facility, allowIps: c.mllp_allow_ips ?? [] } : null,
+    mllp: c.mllp_sending_facility
+      ? {
+          sendingFacility: c.mllp_sending_facility,
+          receivingFacility: c.mllp_receiving_facility,
+          allowIps: c.mllp_allow_ips ?? [],
+        }
+      : null,
     createdAt: new Date(c.created_at).toISOString(),
   };
 }

@@ -7,7 +7,13 @@ import {
   type FhirResource,
   type SearchEntry,
 } from '../../adapters/fhir/resources.ts';
-import { parseDateParams, parseReference, parseTokens, SearchParamError, type Token } from '../../adapters/fhir/search-params.ts';
+import {
+  parseDateParams,
+  parseReference,
+  parseTokens,
+  SearchParamError,
+  type Token,
+} from '../../adapters/fhir/search-params.ts';
 import { findPatients, type PatientWithIdentifiers } from '../../db/patients.ts';
 import {
   findObservationsOfReports,
@@ -38,14 +44,24 @@ export function fhirRoutes() {
   app.get('/Observation', requireScope('results:read'), searchObservations);
   app.get('/Patient', requireScope('patients:read'), searchPatients);
   app.get('/DiagnosticReport/:id', requireScope('results:read'), async (c) => {
-    const { reports } = await searchReleasedReports(c.get('services').db, c.get('tenant').id, { ids: [validId(c, 'DiagnosticReport')], count: 1, offset: 0 });
+    const { reports } = await searchReleasedReports(c.get('services').db, c.get('tenant').id, {
+      ids: [validId(c, 'DiagnosticReport')],
+      count: 1,
+      offset: 0,
+    });
     const report = reports[0];
     if (!report) throw notFound(c, 'DiagnosticReport');
-    const observations = await findObservationsOfReports(c.get('services').db, c.get('tenant').id, [report.id]);
+    const observations = await findObservationsOfReports(c.get('services').db, c.get('tenant').id, [
+      report.id,
+    ]);
     return fhirJson(c, toDiagnosticReport(reportView(report, observations)));
   });
   app.get('/Observation/:id', requireScope('results:read'), async (c) => {
-    const { observations } = await searchReleasedObservations(c.get('services').db, c.get('tenant').id, { ids: [validId(c, 'Observation')], count: 1, offset: 0 });
+    const { observations } = await searchReleasedObservations(c.get('services').db, c.get('tenant').id, {
+      ids: [validId(c, 'Observation')],
+      count: 1,
+      offset: 0,
+    });
     if (!observations[0]) throw notFound(c, 'Observation');
     return fhirJson(c, toObservation(observationView(observations[0])));
   });
@@ -65,14 +81,29 @@ type Ctx = Context<AppEnv>;
 async function searchDiagnosticReports(c: Ctx) {
   const { db } = c.get('services');
   const tenant = c.get('tenant');
-  const q = searchQuery(c, ['patient', 'patient.identifier', 'subject', 'code', 'date', 'status', '_lastUpdated', '_count', '_offset', '_include']);
+  const q = searchQuery(c, [
+    'patient',
+    'patient.identifier',
+    'subject',
+    'code',
+    'date',
+    'status',
+    '_lastUpdated',
+    '_count',
+    '_offset',
+    '_include',
+  ]);
   const patientIds = await patientFilter(c, q);
   const date = q.all('date').length ? parseDateParams('date', q.all('date')) : {};
   const updated = q.all('_lastUpdated').length ? parseDateParams('_lastUpdated', q.all('_lastUpdated')) : {};
   const { count, offset } = paging(q);
   const includes = q.all('_include');
   for (const inc of includes) {
-    if (inc !== 'DiagnosticReport:result' && inc !== 'DiagnosticReport:subject') throw new SearchParamError('_include', `_include=${inc} is not supported (DiagnosticReport:result, DiagnosticReport:subject)`);
+    if (inc !== 'DiagnosticReport:result' && inc !== 'DiagnosticReport:subject')
+      throw new SearchParamError(
+        '_include',
+        `_include=${inc} is not supported (DiagnosticReport:result, DiagnosticReport:subject)`,
+      );
   }
   const { total, reports } = await searchReleasedReports(db, tenant.id, {
     ...(patientIds ? { patientIds } : {}),
@@ -85,19 +116,42 @@ async function searchDiagnosticReports(c: Ctx) {
     count,
     offset,
   });
-  const observations = await findObservationsOfReports(db, tenant.id, reports.map((r) => r.id));
-  const entries: SearchEntry[] = reports.map((r) => ({ resource: toDiagnosticReport(reportView(r, observations.filter((o) => o.report_id === r.id))), mode: 'match' }));
+  const observations = await findObservationsOfReports(
+    db,
+    tenant.id,
+    reports.map((r) => r.id),
+  );
+  const entries: SearchEntry[] = reports.map((r) => ({
+    resource: toDiagnosticReport(
+      reportView(
+        r,
+        observations.filter((o) => o.report_id === r.id),
+      ),
+    ),
+    mode: 'match',
+  }));
   const includeResults = includes.length === 0 || includes.includes('DiagnosticReport:result');
   if (includeResults) {
     for (const r of reports) {
       for (const o of observations.filter((x) => x.report_id === r.id)) {
-        entries.push({ resource: toObservation(observationView({ ...o, patient_id: r.patient_id, report_updated_at: r.updated_at, report_issued_at: r.issued_at })), mode: 'include' });
+        entries.push({
+          resource: toObservation(
+            observationView({
+              ...o,
+              patient_id: r.patient_id,
+              report_updated_at: r.updated_at,
+              report_issued_at: r.issued_at,
+            }),
+          ),
+          mode: 'include',
+        });
       }
     }
   }
   if (includes.includes('DiagnosticReport:subject')) {
     const ids = [...new Set(reports.map((r) => r.patient_id).filter((id): id is string => id !== null))];
-    for (const p of await findPatients(db, tenant.id, ids)) entries.push({ resource: toPatient(patientView(p)), mode: 'include' });
+    for (const p of await findPatients(db, tenant.id, ids))
+      entries.push({ resource: toPatient(patientView(p)), mode: 'include' });
   }
   return fhirJson(c, bundle(c, total, count, offset, entries));
 }
@@ -113,7 +167,16 @@ async function searchObservations(c: Ctx) {
     count,
     offset,
   });
-  return fhirJson(c, bundle(c, total, count, offset, observations.map((o) => ({ resource: toObservation(observationView(o)), mode: 'match' }))));
+  return fhirJson(
+    c,
+    bundle(
+      c,
+      total,
+      count,
+      offset,
+      observations.map((o) => ({ resource: toObservation(observationView(o)), mode: 'match' })),
+    ),
+  );
 }
 
 async function searchPatients(c: Ctx) {
@@ -121,11 +184,30 @@ async function searchPatients(c: Ctx) {
   const q = searchQuery(c, ['identifier', '_id', '_count', '_offset']);
   const { count, offset } = paging(q);
   let ids: string[];
-  if (q.first('identifier')) ids = await patientIdsByIdentifier(c, parseTokens('identifier', q.first('identifier')!));
-  else if (q.first('_id')) ids = parseReference('_id', q.first('_id')!, 'Patient').filter((id) => UUID.test(id));
-  else ids = (await tenantScope(db, c.get('tenant').id).selectFrom('patients').select('id').orderBy('created_at', 'desc').limit(MAX_COUNT).execute()).map((r) => r.id);
+  if (q.first('identifier'))
+    ids = await patientIdsByIdentifier(c, parseTokens('identifier', q.first('identifier')!));
+  else if (q.first('_id'))
+    ids = parseReference('_id', q.first('_id')!, 'Patient').filter((id) => UUID.test(id));
+  else
+    ids = (
+      await tenantScope(db, c.get('tenant').id)
+        .selectFrom('patients')
+        .select('id')
+        .orderBy('created_at', 'desc')
+        .limit(MAX_COUNT)
+        .execute()
+    ).map((r) => r.id);
   const patients = await findPatients(db, c.get('tenant').id, ids.slice(offset, offset + count));
-  return fhirJson(c, bundle(c, ids.length, count, offset, patients.map((p) => ({ resource: toPatient(patientView(p)), mode: 'match' }))));
+  return fhirJson(
+    c,
+    bundle(
+      c,
+      ids.length,
+      count,
+      offset,
+      patients.map((p) => ({ resource: toPatient(patientView(p)), mode: 'match' })),
+    ),
+  );
 }
 
 interface Query {
@@ -139,7 +221,10 @@ function searchQuery(c: Ctx, supported: string[]): Query {
   for (const name of Object.keys(params)) {
     const base = name.split(':')[0]!;
     if (!supported.includes(name) && !supported.includes(base) && !['_format', '_pretty'].includes(base)) {
-      throw new SearchParamError(name, `search parameter ${name} is not supported here (supported: ${supported.join(', ')})`);
+      throw new SearchParamError(
+        name,
+        `search parameter ${name} is not supported here (supported: ${supported.join(', ')})`,
+      );
     }
   }
   return { first: (n) => params[n]?.[0], all: (n) => params[n] ?? [] };
@@ -148,8 +233,10 @@ function searchQuery(c: Ctx, supported: string[]): Query {
 function paging(q: Query): { count: number; offset: number } {
   const count = q.first('_count') === undefined ? DEFAULT_COUNT : Number(q.first('_count'));
   const offset = q.first('_offset') === undefined ? 0 : Number(q.first('_offset'));
-  if (!Number.isInteger(count) || count < 0 || count > MAX_COUNT) throw new SearchParamError('_count', `_count must be a whole number from 0 to ${MAX_COUNT}`);
-  if (!Number.isInteger(offset) || offset < 0) throw new SearchParamError('_offset', '_offset must be a whole number, 0 or more');
+  if (!Number.isInteger(count) || count < 0 || count > MAX_COUNT)
+    throw new SearchParamError('_count', `_count must be a whole number from 0 to ${MAX_COUNT}`);
+  if (!Number.isInteger(offset) || offset < 0)
+    throw new SearchParamError('_offset', '_offset must be a whole number, 0 or more');
   return { count, offset };
 }
 
@@ -166,7 +253,15 @@ async function patientIdsByIdentifier(c: Ctx, tokens: Token[]): Promise<string[]
   const rows = await tenantScope(c.get('services').db, c.get('tenant').id)
     .selectFrom('patient_identifiers')
     .select('patient_id')
-    .where((eb) => eb.or(tokens.map((t) => (t.system === undefined ? eb('value', '=', t.code) : eb.and([eb('system', '=', t.system), eb('value', '=', t.code)])))))
+    .where((eb) =>
+      eb.or(
+        tokens.map((t) =>
+          t.system === undefined
+            ? eb('value', '=', t.code)
+            : eb.and([eb('system', '=', t.system), eb('value', '=', t.code)]),
+        ),
+      ),
+    )
     .distinct()
     .execute();
   return rows.map((r) => r.patient_id);
@@ -195,7 +290,10 @@ function validId(c: Ctx, type: string): string {
 }
 
 function notFound(c: Ctx, type: string): AppError {
-  return new AppError('not_found', `${type}/${c.req.param('id')} is not known to tenant ${c.get('tenant').slug}`);
+  return new AppError(
+    'not_found',
+    `${type}/${c.req.param('id')} is not known to tenant ${c.get('tenant').slug}`,
+  );
 }
 
 function reportView(r: Report, observations: Observation[]) {

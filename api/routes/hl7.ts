@@ -11,11 +11,15 @@ export function hl7Routes() {
   app.post('/', async (c) => {
     const contentType = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (!HL7_CONTENT_TYPES.includes(contentType)) {
-      throw new AppError('unsupported_media_type', `Content-Type must be one of ${HL7_CONTENT_TYPES.join(', ')}`);
+      throw new AppError(
+        'unsupported_media_type',
+        `Content-Type must be one of ${HL7_CONTENT_TYPES.join(', ')}`,
+      );
     }
     const idempotencyKey = idempotencyKeyOf(c.req.header('idempotency-key'));
     const raw = new TextDecoder('utf-8').decode(c.get('rawBody'));
-    if (raw.trim() === '') throw new AppError('invalid_request', 'the request body is empty: send one HL7 v2 message');
+    if (raw.trim() === '')
+      throw new AppError('invalid_request', 'the request body is empty: send one HL7 v2 message');
     const result = await receiveHl7(c.get('services'), {
       tenant: c.get('tenant'),
       transport: 'http',
@@ -30,7 +34,9 @@ export function hl7Routes() {
       c.header('Location', `/v1/t/${c.get('tenant').slug}/messages/${result.messageId}`);
       c.header('LabRelay-Message-Id', result.messageId);
     }
-    return c.body(result.ack, result.httpStatus as 200, { 'Content-Type': 'application/hl7-v2; charset=utf-8' });
+    return c.body(result.ack, result.httpStatus as 200, {
+      'Content-Type': 'application/hl7-v2; charset=utf-8',
+    });
   });
   return app;
 }
@@ -38,6 +44,7 @@ export function hl7Routes() {
 /** Validates an `Idempotency-Key` header: printable ASCII, at most 255 characters. */
 export function idempotencyKeyOf(value: string | undefined): string | null {
   if (value === undefined) return null;
-  if (!/^[\x21-\x7e]{1,255}$/.test(value)) throw new AppError('invalid_request', 'Idempotency-Key must be 1-255 printable ASCII characters');
+  if (!/^[\x21-\x7e]{1,255}$/.test(value))
+    throw new AppError('invalid_request', 'Idempotency-Key must be 1-255 printable ASCII characters');
   return value;
 }

@@ -33,7 +33,13 @@ export function messageRoutes() {
       controlId: message.control_id,
       receivedAt: new Date(message.received_at).toISOString(),
       updatedAt: new Date(message.updated_at).toISOString(),
-      reports: reports.map((r) => ({ id: r.id, workflowId: r.workflow_id, stage: r.stage, status: r.status, patientId: r.patient_id })),
+      reports: reports.map((r) => ({
+        id: r.id,
+        workflowId: r.workflow_id,
+        stage: r.stage,
+        status: r.status,
+        patientId: r.patient_id,
+      })),
     });
   });
   return app;

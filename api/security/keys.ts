@@ -1,7 +1,14 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Seed 003's roles, as credential scopes. */
-export const SCOPES = ['orders:write', 'results:write', 'results:read', 'patients:read', 'patients:write', 'tasks:write'] as const;
+export const SCOPES = [
+  'orders:write',
+  'results:write',
+  'results:read',
+  'patients:read',
+  'patients:write',
+  'tasks:write',
+] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export function isScope(value: string): value is Scope {
@@ -30,7 +37,9 @@ export function hashSecret(secret: string): string {
  * holds only the salt and the secret's hash: a stolen database alone cannot sign requests.
  */
 export function deriveSigningSecret(masterKey: Buffer, credentialId: string, salt: string): string {
-  const mac = createHmac('sha256', masterKey).update(`labrelay-signing-secret|${credentialId}|${salt}`).digest('base64url');
+  const mac = createHmac('sha256', masterKey)
+    .update(`labrelay-signing-secret|${credentialId}|${salt}`)
+    .digest('base64url');
   return `whsec_${mac}`;
 }
 
@@ -56,7 +65,12 @@ export type SignatureCheck = { ok: true } | { ok: false; reason: string };
  * Checks a `LabRelay-Signature` header against any of the credential's active secrets (two may be
  * active during a rotation), in constant time, within the tolerance window.
  */
-export function verifySignature(header: string | undefined, body: Uint8Array, secrets: string[], nowSeconds: number): SignatureCheck {
+export function verifySignature(
+  header: string | undefined,
+  body: Uint8Array,
+  secrets: string[],
+  nowSeconds: number,
+): SignatureCheck {
   if (!header) return { ok: false, reason: 'the LabRelay-Signature header is missing' };
   let timestamp: number | null = null;
   const candidates: string[] = [];
@@ -66,10 +80,16 @@ export function verifySignature(header: string | undefined, body: Uint8Array, se
     else if (k === 'v1' && v && /^[0-9a-f]{64}$/i.test(v)) candidates.push(v.toLowerCase());
   }
   if (timestamp === null || candidates.length === 0) {
-    return { ok: false, reason: 'the LabRelay-Signature header must read t={unix seconds},v1={hex HMAC-SHA256}' };
+    return {
+      ok: false,
+      reason: 'the LabRelay-Signature header must read t={unix seconds},v1={hex HMAC-SHA256}',
+    };
   }
   if (Math.abs(nowSeconds - timestamp) > SIGNATURE_TOLERANCE_SECONDS) {
-    return { ok: false, reason: `the signature timestamp is more than ${SIGNATURE_TOLERANCE_SECONDS} s away from now` };
+    return {
+      ok: false,
+      reason: `the signature timestamp is more than ${SIGNATURE_TOLERANCE_SECONDS} s away from now`,
+    };
   }
   let matched = false;
   for (const secret of secrets) {

@@ -1,7 +1,15 @@
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
-import { admin, createTenantWithCredential, eventually, getJson, startTestLabRelay, type TenantCredential, type TestLabRelay } from '../support/labrelay.ts';
+import {
+  admin,
+  createTenantWithCredential,
+  eventually,
+  getJson,
+  startTestLabRelay,
+  type TenantCredential,
+  type TestLabRelay,
+} from '../support/labrelay.ts';
 
 const VT = '\x0b';
 const FS_CR = '\x1c\r';
@@ -60,8 +68,18 @@ describe('MLLP listener', () => {
 
   test('many messages on one connection, frames split across packets, one ACK each after the commit', async () => {
     const client = await mllpClient(lr.mllpPort);
-    const one = basicMetabolicPanel({ controlId: 'MLLP-1', sendingFacility: 'ACME_MLLP', placer: 'MORD-1', mrn: 'MRN-MLLP' });
-    const two = basicMetabolicPanel({ controlId: 'MLLP-2', sendingFacility: 'ACME_MLLP', placer: 'MORD-2', mrn: 'MRN-MLLP' });
+    const one = basicMetabolicPanel({
+      controlId: 'MLLP-1',
+      sendingFacility: 'ACME_MLLP',
+      placer: 'MORD-1',
+      mrn: 'MRN-MLLP',
+    });
+    const two = basicMetabolicPanel({
+      controlId: 'MLLP-2',
+      sendingFacility: 'ACME_MLLP',
+      placer: 'MORD-2',
+      mrn: 'MRN-MLLP',
+    });
     const stream = `${VT}${one}${FS_CR}${VT}${two}${FS_CR}`;
     // Byte by byte for the first frame's end, then the rest in odd-sized pieces.
     const cut = stream.indexOf(FS_CR) - 3;
@@ -73,15 +91,28 @@ describe('MLLP listener', () => {
     expect(acks[1]).toMatch(/\rMSA\|AA\|MLLP-2\|/);
     expect(acks[0]!.split('|').slice(2, 6)).toEqual(['LABRELAY', 'STMARYS', 'ACME_LIS', 'ACME_MLLP']);
 
-    const stored = await lr.labrelay.services!.db.selectFrom('messages').select(['control_id', 'transport']).where('sender', '=', 'ACME_LIS|ACME_MLLP').orderBy('control_id').execute();
+    const stored = await lr.labrelay
+      .services!.db.selectFrom('messages')
+      .select(['control_id', 'transport'])
+      .where('sender', '=', 'ACME_LIS|ACME_MLLP')
+      .orderBy('control_id')
+      .execute();
     expect(stored).toEqual([
       { control_id: 'MLLP-1', transport: 'mllp' },
       { control_id: 'MLLP-2', transport: 'mllp' },
     ]);
-    const reports = await eventually(async () => {
-      const { body } = await getJson(lr.baseUrl, cred, '/v1/t/mllplab/fhir/DiagnosticReport?patient.identifier=MRN-MLLP');
-      return body.total === 2 ? body : undefined;
-    }, 30_000, 'both MLLP reports in the result API');
+    const reports = await eventually(
+      async () => {
+        const { body } = await getJson(
+          lr.baseUrl,
+          cred,
+          '/v1/t/mllplab/fhir/DiagnosticReport?patient.identifier=MRN-MLLP',
+        );
+        return body.total === 2 ? body : undefined;
+      },
+      30_000,
+      'both MLLP reports in the result API',
+    );
     expect(reports.entry.filter((e: any) => e.resource.resourceType === 'DiagnosticReport')).toHaveLength(2);
 
     // A resend of the same message is answered with the same ACK and stored once.
@@ -93,16 +124,30 @@ describe('MLLP listener', () => {
 
   test('unknown sending facilities, disallowed addresses and garbage are refused with AR and logged', async () => {
     const client = await mllpClient(lr.mllpPort);
-    await client.write(`${VT}${basicMetabolicPanel({ controlId: 'MLLP-UNKNOWN', sendingFacility: 'NOBODY' })}${FS_CR}`);
-    await client.write(`${VT}${basicMetabolicPanel({ controlId: 'MLLP-FAR', sendingFacility: 'FAR_LAB' })}${FS_CR}`);
+    await client.write(
+      `${VT}${basicMetabolicPanel({ controlId: 'MLLP-UNKNOWN', sendingFacility: 'NOBODY' })}${FS_CR}`,
+    );
+    await client.write(
+      `${VT}${basicMetabolicPanel({ controlId: 'MLLP-FAR', sendingFacility: 'FAR_LAB' })}${FS_CR}`,
+    );
     await client.write(`${VT}not an hl7 message${FS_CR}`);
     const [unknown, far, garbage] = await client.nextAcks(3);
-    expect(unknown).toMatch(/\rMSA\|AR\|MLLP-UNKNOWN\|no inbound MLLP connection is configured for sending facility NOBODY/);
+    expect(unknown).toMatch(
+      /\rMSA\|AR\|MLLP-UNKNOWN\|no inbound MLLP connection is configured for sending facility NOBODY/,
+    );
     expect(far).toMatch(/\rMSA\|AR\|MLLP-FAR\|address 127\.0\.0\.1 is not allowed/);
     expect(garbage).toMatch(/\rMSA\|AR\|\|the message does not start with an MSH segment/);
-    const rejected = await lr.labrelay.services!.db.selectFrom('rejected_messages').select(['raw', 'transport']).where('transport', '=', 'mllp').execute();
+    const rejected = await lr.labrelay
+      .services!.db.selectFrom('rejected_messages')
+      .select(['raw', 'transport'])
+      .where('transport', '=', 'mllp')
+      .execute();
     expect(rejected.map((r) => r.raw)).toContain('not an hl7 message');
-    const accepted = await lr.labrelay.services!.db.selectFrom('messages').select('id').where('control_id', 'in', ['MLLP-UNKNOWN', 'MLLP-FAR']).execute();
+    const accepted = await lr.labrelay
+      .services!.db.selectFrom('messages')
+      .select('id')
+      .where('control_id', 'in', ['MLLP-UNKNOWN', 'MLLP-FAR'])
+      .execute();
     expect(accepted).toHaveLength(0);
     client.close();
   });

@@ -22,7 +22,9 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
   let other: TenantCredential;
 
   beforeAll(async () => {
-    lr = await startTestLabRelay(database, { env: await testEnv(database, { LABRELAY_MAX_BODY_BYTES: String(256 * 1024) }) });
+    lr = await startTestLabRelay(database, {
+      env: await testEnv(database, { LABRELAY_MAX_BODY_BYTES: String(256 * 1024) }),
+    });
     cred = await createTenantWithCredential(lr.baseUrl, 'stmarys');
     other = await createTenantWithCredential(lr.baseUrl, 'northside');
   });
@@ -30,7 +32,13 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
 
   const db = () => lr.labrelay.services!.db;
   async function counts() {
-    const row = await sql<{ messages: number; reports: number; observations: number; inbox: number; patients: number }>`
+    const row = await sql<{
+      messages: number;
+      reports: number;
+      observations: number;
+      inbox: number;
+      patients: number;
+    }>`
       select (select count(*)::int from messages) as messages, (select count(*)::int from reports) as reports,
              (select count(*)::int from observations) as observations, (select count(*)::int from inbox) as inbox,
              (select count(*)::int from patients) as patients`.execute(db());
@@ -58,7 +66,11 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
     const patientId = done.reports[0].patientId;
     expect(patientId).toMatch(/^[0-9a-f-]{36}$/);
 
-    const search = await getJson(lr.baseUrl, cred, `/v1/t/stmarys/fhir/DiagnosticReport?patient=${patientId}`);
+    const search = await getJson(
+      lr.baseUrl,
+      cred,
+      `/v1/t/stmarys/fhir/DiagnosticReport?patient=${patientId}`,
+    );
     expect(search.status).toBe(200);
     expect(search.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
     const bundle = search.body;
@@ -69,21 +81,41 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
     expect(report.code.coding[0]).toMatchObject({ system: 'http://loinc.org', code: '24321-2' });
     expect(report.subject.reference).toBe(`Patient/${patientId}`);
     expect(report.result).toHaveLength(3);
-    const observations = bundle.entry.filter((e: any) => e.resource.resourceType === 'Observation').map((e: any) => e.resource);
-    expect(observations.map((o: any) => `Observation/${o.id}`).sort()).toEqual(report.result.map((r: any) => r.reference).sort());
+    const observations = bundle.entry
+      .filter((e: any) => e.resource.resourceType === 'Observation')
+      .map((e: any) => e.resource);
+    expect(observations.map((o: any) => `Observation/${o.id}`).sort()).toEqual(
+      report.result.map((r: any) => r.reference).sort(),
+    );
     const byCode = Object.fromEntries(observations.map((o: any) => [o.code.coding[0].code, o]));
-    expect(byCode['2823-3'].valueQuantity).toMatchObject({ value: 6.8, unit: 'mmol/L', system: 'http://unitsofmeasure.org' });
+    expect(byCode['2823-3'].valueQuantity).toMatchObject({
+      value: 6.8,
+      unit: 'mmol/L',
+      system: 'http://unitsofmeasure.org',
+    });
     expect(byCode['2823-3'].referenceRange[0]).toMatchObject({ low: { value: 3.5 }, high: { value: 5.1 } });
-    expect(byCode['2823-3'].interpretation[0].coding[0]).toMatchObject({ code: 'HH', system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation' });
+    expect(byCode['2823-3'].interpretation[0].coding[0]).toMatchObject({
+      code: 'HH',
+      system: 'http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation',
+    });
     expect(byCode['2951-2'].interpretation[0].coding[0].code).toBe('N');
     // 2.0 mmol/L glucose is 36 mg/dL: below the critical low of 40 mg/dL once converted.
     expect(byCode['2345-7'].interpretation[0].coding[0].code).toBe('LL');
 
-    const byIdentifier = await getJson(lr.baseUrl, cred, '/v1/t/stmarys/fhir/DiagnosticReport?patient.identifier=STMARYS|MRN123456&_include=DiagnosticReport:subject');
+    const byIdentifier = await getJson(
+      lr.baseUrl,
+      cred,
+      '/v1/t/stmarys/fhir/DiagnosticReport?patient.identifier=STMARYS|MRN123456&_include=DiagnosticReport:subject',
+    );
     expectValidSearchset(byIdentifier.body);
     expect(byIdentifier.body.entry.map((e: any) => e.resource.id)).toContain(report.id);
     const patient = byIdentifier.body.entry.find((e: any) => e.resource.resourceType === 'Patient').resource;
-    expect(patient).toMatchObject({ id: patientId, gender: 'female', birthDate: '1980-01-15', name: [{ family: 'Doe', given: ['Jane', 'Q'] }] });
+    expect(patient).toMatchObject({
+      id: patientId,
+      gender: 'female',
+      birthDate: '1980-01-15',
+      name: [{ family: 'Doe', given: ['Jane', 'Q'] }],
+    });
 
     const read = await getJson(lr.baseUrl, cred, `/v1/t/stmarys/fhir/Observation/${byCode['2823-3'].id}`);
     expect(read.body).toEqual(byCode['2823-3']);
@@ -99,7 +131,11 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
     expect(await second.text()).toBe(firstAck);
     expect(second.headers.get('labrelay-message-id')).toBe(first.headers.get('labrelay-message-id'));
     expect(await counts()).toEqual(before);
-    const stored = await db().selectFrom('messages').select('id').where('control_id', '=', 'CTRL-DUP').execute();
+    const stored = await db()
+      .selectFrom('messages')
+      .select('id')
+      .where('control_id', '=', 'CTRL-DUP')
+      .execute();
     expect(stored).toHaveLength(1);
   });
 
@@ -110,7 +146,8 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
     const rejectedBefore = (await db().selectFrom('rejected_messages').select('id').execute()).length;
     const good = basicMetabolicPanel({ controlId: 'CTRL-BAD' });
     const url = `${lr.baseUrl}/v1/t/stmarys/hl7`;
-    const post = (headers: Record<string, string>, body = good) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/hl7-v2', ...headers }, body });
+    const post = (headers: Record<string, string>, body = good) =>
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/hl7-v2', ...headers }, body });
 
     const noKey = await post({});
     expect(noKey.status).toBe(401);
@@ -118,17 +155,30 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
     expect((await post({ authorization: 'Bearer lr_live_nosuchkey' })).status).toBe(401);
     const otherTenant = await fetch(`${lr.baseUrl}/v1/t/northside/hl7`, {
       method: 'POST',
-      headers: { 'content-type': 'application/hl7-v2', authorization: `Bearer ${cred.apiKey}`, 'labrelay-signature': signature(cred.signingSecret!, good) },
+      headers: {
+        'content-type': 'application/hl7-v2',
+        authorization: `Bearer ${cred.apiKey}`,
+        'labrelay-signature': signature(cred.signingSecret!, good),
+      },
       body: good,
     });
     expect(otherTenant.status).toBe(403);
     expect((await post({ authorization: `Bearer ${cred.apiKey}` })).status).toBe(401); // unsigned
-    const badSignature = await post({ authorization: `Bearer ${cred.apiKey}`, 'labrelay-signature': signature(other.signingSecret!, good) });
+    const badSignature = await post({
+      authorization: `Bearer ${cred.apiKey}`,
+      'labrelay-signature': signature(other.signingSecret!, good),
+    });
     expect(badSignature.status).toBe(401);
     expect(await badSignature.text()).toContain('signature');
-    const stale = await post({ authorization: `Bearer ${cred.apiKey}`, 'labrelay-signature': signature(cred.signingSecret!, good, Math.floor(Date.now() / 1000) - 600) });
+    const stale = await post({
+      authorization: `Bearer ${cred.apiKey}`,
+      'labrelay-signature': signature(cred.signingSecret!, good, Math.floor(Date.now() / 1000) - 600),
+    });
     expect(stale.status).toBe(401);
-    const tampered = await post({ authorization: `Bearer ${cred.apiKey}`, 'labrelay-signature': signature(cred.signingSecret!, good) }, good.replace('6.8', '3.8'));
+    const tampered = await post(
+      { authorization: `Bearer ${cred.apiKey}`, 'labrelay-signature': signature(cred.signingSecret!, good) },
+      good.replace('6.8', '3.8'),
+    );
     expect(tampered.status).toBe(401);
 
     const notHl7 = await postHl7(lr.baseUrl, cred, 'hello, this is not HL7');
@@ -143,12 +193,16 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
 
     const badValue = await postHl7(lr.baseUrl, cred, good.replace('|6.8|', '|six|'));
     expect(badValue.status).toBe(422);
-    expect(await badValue.text()).toMatch(/\rERR\|\|OBX\^1\^5\|102\^\^HL70357\|E\|\|\|\|OBX-5 \(result 1\) value "six" is not a number/);
+    expect(await badValue.text()).toMatch(
+      /\rERR\|\|OBX\^1\^5\|102\^\^HL70357\|E\|\|\|\|OBX-5 \(result 1\) value "six" is not a number/,
+    );
 
     const wrongType = await postHl7(lr.baseUrl, cred, good.replace('ORU^R01^ORU_R01', 'ADT^A01^ADT_A01'));
     expect(wrongType.status).toBe(400);
     // The reason is HL7-escaped inside the ACK: ^ travels as \S\.
-    expect(await wrongType.text()).toMatch(/\rMSA\|AR\|CTRL-BAD\|message type ADT\\S\\A01 is not accepted here/);
+    expect(await wrongType.text()).toMatch(
+      /\rMSA\|AR\|CTRL-BAD\|message type ADT\\S\\A01 is not accepted here/,
+    );
 
     const tooBig = good + '\r' + `NTE|2|L|${'x'.repeat(300 * 1024)}`;
     const big = await postHl7(lr.baseUrl, cred, tooBig);
@@ -158,7 +212,11 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
     expect(wrongContentType.status).toBe(415);
 
     expect(await counts()).toEqual(before);
-    const rejected = await db().selectFrom('rejected_messages').select(['raw', 'reason']).orderBy('received_at').execute();
+    const rejected = await db()
+      .selectFrom('rejected_messages')
+      .select(['raw', 'reason'])
+      .orderBy('received_at')
+      .execute();
     expect(rejected.length - rejectedBefore).toBe(4);
     expect(rejected.map((r) => r.raw)).toContain('hello, this is not HL7');
     expect(rejected.find((r) => r.raw.includes('|six|'))?.reason).toContain('OBX-5');
@@ -166,15 +224,38 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
 
   test('a revoked key stops working at once', async () => {
     const temp = await createTenantWithCredential(lr.baseUrl, 'stmarys');
-    expect((await postHl7(lr.baseUrl, temp, basicMetabolicPanel({ controlId: 'CTRL-REVOKE-1', placer: 'ORD-R1' }))).status).toBe(200);
-    await admin(lr.baseUrl, 'DELETE', `/v1/admin/tenants/stmarys/credentials/${temp.credentialId}`, undefined, 204);
-    const after = await postHl7(lr.baseUrl, temp, basicMetabolicPanel({ controlId: 'CTRL-REVOKE-2', placer: 'ORD-R2' }));
+    expect(
+      (await postHl7(lr.baseUrl, temp, basicMetabolicPanel({ controlId: 'CTRL-REVOKE-1', placer: 'ORD-R1' })))
+        .status,
+    ).toBe(200);
+    await admin(
+      lr.baseUrl,
+      'DELETE',
+      `/v1/admin/tenants/stmarys/credentials/${temp.credentialId}`,
+      undefined,
+      204,
+    );
+    const after = await postHl7(
+      lr.baseUrl,
+      temp,
+      basicMetabolicPanel({ controlId: 'CTRL-REVOKE-2', placer: 'ORD-R2' }),
+    );
     expect(after.status).toBe(401);
-    await admin(lr.baseUrl, 'DELETE', `/v1/admin/tenants/stmarys/credentials/${temp.credentialId}`, undefined, 404);
+    await admin(
+      lr.baseUrl,
+      'DELETE',
+      `/v1/admin/tenants/stmarys/credentials/${temp.credentialId}`,
+      undefined,
+      404,
+    );
   });
 
   test('credentials are stored only as hashes', async () => {
-    const rows = await db().selectFrom('credentials').selectAll().where('id', '=', cred.credentialId).execute();
+    const rows = await db()
+      .selectFrom('credentials')
+      .selectAll()
+      .where('id', '=', cred.credentialId)
+      .execute();
     const stored = JSON.stringify(rows);
     expect(stored).not.toContain(cred.apiKey);
     expect(stored).not.toContain(cred.signingSecret!);

@@ -3,7 +3,14 @@ import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
-import { ADMIN_TOKEN, createTenantWithCredential, postHl7, startTestLabRelay, waitForMessageStatus, type TestLabRelay } from '../support/labrelay.ts';
+import {
+  ADMIN_TOKEN,
+  createTenantWithCredential,
+  postHl7,
+  startTestLabRelay,
+  waitForMessageStatus,
+  type TestLabRelay,
+} from '../support/labrelay.ts';
 
 const SCREENSHOTS = path.resolve(import.meta.dirname, '..', '..', 'test-results', 'screenshots');
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -16,7 +23,14 @@ describe('console in a real browser', () => {
     lr = await startTestLabRelay('pglite', { console: true });
     browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
     });
   });
   afterAll(async () => {
@@ -44,7 +58,9 @@ describe('console in a real browser', () => {
     await page.getByRole('heading', { name: 'Tenants' }).waitFor();
     const tenantRow = page.getByRole('region', { name: 'Tenants' }).getByRole('row', { name: /consolelab/ });
     expect(await tenantRow.textContent()).toContain('Tenant consolelab');
-    const messageRow = page.getByRole('region', { name: 'Recent messages' }).getByRole('row', { name: /CONSOLE-1/ });
+    const messageRow = page
+      .getByRole('region', { name: 'Recent messages' })
+      .getByRole('row', { name: /CONSOLE-1/ });
     expect(await messageRow.textContent()).toMatch(/consolelab.*http.*ORU\^R01.*CONSOLE-1.*delivered/s);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'overview.png'), fullPage: true });
 

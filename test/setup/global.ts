@@ -13,7 +13,10 @@ declare module 'vitest' {
 }
 
 export default async function setup(project: TestProject) {
-  const [temporal, postgres] = await Promise.all([startTemporalDevServer({ settings: readTemporalDevSettings(), dbFile: null }), startTestPostgres()]);
+  const [temporal, postgres] = await Promise.all([
+    startTemporalDevServer({ settings: readTemporalDevSettings(), dbFile: null }),
+    startTestPostgres(),
+  ]);
   project.provide('temporalAddress', temporal.address);
   project.provide('temporalNamespace', temporal.namespace);
   project.provide('postgresAdminUrl', postgres.adminUrl);

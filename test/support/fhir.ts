@@ -21,13 +21,33 @@ export function expectValidResource(resource: any): void {
   expect(resource.id).toMatch(/^[A-Za-z0-9\-.]{1,64}$/);
   switch (resource.resourceType) {
     case 'DiagnosticReport':
-      expect(['registered', 'partial', 'preliminary', 'final', 'amended', 'corrected', 'appended', 'cancelled', 'entered-in-error', 'unknown']).toContain(resource.status);
+      expect([
+        'registered',
+        'partial',
+        'preliminary',
+        'final',
+        'amended',
+        'corrected',
+        'appended',
+        'cancelled',
+        'entered-in-error',
+        'unknown',
+      ]).toContain(resource.status);
       expectCodeable(resource.code);
       for (const r of resource.result ?? []) expect(r.reference).toMatch(/^Observation\/[A-Za-z0-9\-.]+$/);
       if (resource.subject) expect(resource.subject.reference).toMatch(/^Patient\//);
       break;
     case 'Observation':
-      expect(['registered', 'preliminary', 'final', 'amended', 'corrected', 'cancelled', 'entered-in-error', 'unknown']).toContain(resource.status);
+      expect([
+        'registered',
+        'preliminary',
+        'final',
+        'amended',
+        'corrected',
+        'cancelled',
+        'entered-in-error',
+        'unknown',
+      ]).toContain(resource.status);
       expectCodeable(resource.code);
       for (const i of resource.interpretation ?? []) expectCodeable(i);
       if (resource.valueQuantity) expect(typeof resource.valueQuantity.value).toBe('number');

@@ -20,7 +20,10 @@ export interface TestLabRelay {
 }
 
 /** The environment a test LabRelay runs with: the shared Temporal server, its own task queue and data. */
-export async function testEnv(database: DatabaseChoice, extra: NodeJS.ProcessEnv = {}): Promise<NodeJS.ProcessEnv> {
+export async function testEnv(
+  database: DatabaseChoice,
+  extra: NodeJS.ProcessEnv = {},
+): Promise<NodeJS.ProcessEnv> {
   const dataDir = mkdtempSync(path.join(tmpdir(), 'labrelay-test-'));
   return {
     PORT: '0',
@@ -31,7 +34,9 @@ export async function testEnv(database: DatabaseChoice, extra: NodeJS.ProcessEnv
     TEMPORAL_ADDRESS: inject('temporalAddress'),
     TEMPORAL_NAMESPACE: inject('temporalNamespace'),
     LABRELAY_TASK_QUEUE: `test-${randomUUID()}`,
-    ...(database === 'postgres' ? { DATABASE_URL: await createTestDatabase(inject('postgresAdminUrl')) } : {}),
+    ...(database === 'postgres'
+      ? { DATABASE_URL: await createTestDatabase(inject('postgresAdminUrl')) }
+      : {}),
     ...extra,
   };
 }
@@ -70,7 +75,12 @@ export interface TenantCredential {
   signingSecret: string | null;
 }
 
-async function adminCall(baseUrl: string, method: string, pathname: string, body?: unknown): Promise<Response> {
+async function adminCall(
+  baseUrl: string,
+  method: string,
+  pathname: string,
+  body?: unknown,
+): Promise<Response> {
   return fetch(`${baseUrl}${pathname}`, {
     method,
     headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
@@ -78,10 +88,17 @@ async function adminCall(baseUrl: string, method: string, pathname: string, body
   });
 }
 
-export async function admin<T = unknown>(baseUrl: string, method: string, pathname: string, body?: unknown, expectStatus = 201): Promise<T> {
+export async function admin<T = unknown>(
+  baseUrl: string,
+  method: string,
+  pathname: string,
+  body?: unknown,
+  expectStatus = 201,
+): Promise<T> {
   const response = await adminCall(baseUrl, method, pathname, body);
   const text = await response.text();
-  if (response.status !== expectStatus) throw new Error(`${method} ${pathname} answered ${response.status}: ${text}`);
+  if (response.status !== expectStatus)
+    throw new Error(`${method} ${pathname} answered ${response.status}: ${text}`);
   return (text ? JSON.parse(text) : undefined) as T;
 }
 
@@ -92,14 +109,33 @@ export async function createTenantWithCredential(
   scopes: string[] = ['results:write', 'results:read', 'patients:read', 'orders:write'],
   signed = true,
 ): Promise<TenantCredential> {
-  const tenants = await admin<{ tenants: { id: string; slug: string }[] }>(baseUrl, 'GET', '/v1/admin/tenants', undefined, 200);
-  const tenant = tenants.tenants.find((t) => t.slug === slug) ?? (await admin<{ id: string }>(baseUrl, 'POST', '/v1/admin/tenants', { slug, name: `Tenant ${slug}` }));
-  const credential = await admin<{ id: string; apiKey: string; signingSecret: string | null }>(baseUrl, 'POST', `/v1/admin/tenants/${slug}/credentials`, {
-    name: 'test',
-    scopes,
-    signed,
-  });
-  return { slug, tenantId: tenant.id, credentialId: credential.id, apiKey: credential.apiKey, signingSecret: credential.signingSecret };
+  const tenants = await admin<{ tenants: { id: string; slug: string }[] }>(
+    baseUrl,
+    'GET',
+    '/v1/admin/tenants',
+    undefined,
+    200,
+  );
+  const tenant =
+    tenants.tenants.find((t) => t.slug === slug) ??
+    (await admin<{ id: string }>(baseUrl, 'POST', '/v1/admin/tenants', { slug, name: `Tenant ${slug}` }));
+  const credential = await admin<{ id: string; apiKey: string; signingSecret: string | null }>(
+    baseUrl,
+    'POST',
+    `/v1/admin/tenants/${slug}/credentials`,
+    {
+      name: 'test',
+      scopes,
+      signed,
+    },
+  );
+  return {
+    slug,
+    tenantId: tenant.id,
+    credentialId: credential.id,
+    apiKey: credential.apiKey,
+    signingSecret: credential.signingSecret,
+  };
 }
 
 export function signature(secret: string, body: string, timestamp = Math.floor(Date.now() / 1000)): string {
@@ -107,7 +143,12 @@ export function signature(secret: string, body: string, timestamp = Math.floor(D
 }
 
 /** Posts an HL7 message as a sender would: API key, signature when the credential has a secret. */
-export async function postHl7(baseUrl: string, cred: TenantCredential, body: string, headers: Record<string, string> = {}): Promise<Response> {
+export async function postHl7(
+  baseUrl: string,
+  cred: TenantCredential,
+  body: string,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return fetch(`${baseUrl}/v1/t/${cred.slug}/hl7`, {
     method: 'POST',
     headers: {
@@ -120,13 +161,23 @@ export async function postHl7(baseUrl: string, cred: TenantCredential, body: str
   });
 }
 
-export async function getJson<T = any>(baseUrl: string, cred: TenantCredential, pathname: string): Promise<{ status: number; body: T; headers: Headers }> {
-  const response = await fetch(`${baseUrl}${pathname}`, { headers: { authorization: `Bearer ${cred.apiKey}` } });
+export async function getJson<T = any>(
+  baseUrl: string,
+  cred: TenantCredential,
+  pathname: string,
+): Promise<{ status: number; body: T; headers: Headers }> {
+  const response = await fetch(`${baseUrl}${pathname}`, {
+    headers: { authorization: `Bearer ${cred.apiKey}` },
+  });
   return { status: response.status, body: (await response.json()) as T, headers: response.headers };
 }
 
 /** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 30_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 30_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -136,13 +187,20 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     } catch (error) {
       last = error;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
 /** Waits until the message's status is `status`, returning the status document. */
-export async function waitForMessageStatus(baseUrl: string, cred: TenantCredential, messageId: string, status: string, timeoutMs = 30_000) {
+export async function waitForMessageStatus(
+  baseUrl: string,
+  cred: TenantCredential,
+  messageId: string,
+  status: string,
+  timeoutMs = 30_000,
+) {
   return eventually(
     async () => {
       const { body } = await getJson(baseUrl, cred, `/v1/t/${cred.slug}/messages/${messageId}`);

@@ -18,20 +18,56 @@ export interface TestPostgres {
  */
 export async function startTestPostgres(): Promise<TestPostgres> {
   if (process.env.TEST_DATABASE_URL) return { adminUrl: process.env.TEST_DATABASE_URL, stop: async () => {} };
-  const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)) : [];
-  const bin = versions.map((v) => `/usr/lib/postgresql/${v}/bin`).find((d) => existsSync(path.join(d, 'initdb')));
+  const versions = existsSync('/usr/lib/postgresql')
+    ? readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a))
+    : [];
+  const bin = versions
+    .map((v) => `/usr/lib/postgresql/${v}/bin`)
+    .find((d) => existsSync(path.join(d, 'initdb')));
   if (!bin) {
-    throw new Error('the tests need a real Postgres: set TEST_DATABASE_URL, or install Debian\'s postgresql (bash scripts/install-tools.sh --test does)');
+    throw new Error(
+      "the tests need a real Postgres: set TEST_DATABASE_URL, or install Debian's postgresql (bash scripts/install-tools.sh --test does)",
+    );
   }
   const dir = mkdtempSync(path.join(tmpdir(), 'labrelay-pg-'));
   chmodSync(dir, 0o777);
   const asRoot = process.getuid?.() === 0;
-  const run = (cmd: string, args: string[]) => (asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]) as [string, string[]];
+  const run = (cmd: string, args: string[]) =>
+    (asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args]) as [string, string[]];
   const dataDir = path.join(dir, 'data');
-  execFileSync(...run(path.join(bin, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '-E', 'UTF8', '--no-sync']), { stdio: 'ignore' });
+  execFileSync(
+    ...run(path.join(bin, 'initdb'), [
+      '-D',
+      dataDir,
+      '-U',
+      'postgres',
+      '--auth=trust',
+      '-E',
+      'UTF8',
+      '--no-sync',
+    ]),
+    { stdio: 'ignore' },
+  );
   const port = await freePort();
   const child: ChildProcess = spawn(
-    ...run(path.join(bin, 'postgres'), ['-D', dataDir, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=300']),
+    ...run(path.join(bin, 'postgres'), [
+      '-D',
+      dataDir,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'max_connections=300',
+    ]),
     { stdio: 'ignore' },
   );
   const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
@@ -43,7 +79,8 @@ export async function startTestPostgres(): Promise<TestPostgres> {
       await client.end();
       break;
     } catch (error) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`test Postgres did not start: ${(error as Error).message}`, { cause: error });
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`test Postgres did not start: ${(error as Error).message}`, { cause: error });
       await new Promise((r) => setTimeout(r, 200));
     }
   }
@@ -52,7 +89,9 @@ export async function startTestPostgres(): Promise<TestPostgres> {
     async stop() {
       // pg_ctl signals the postmaster itself (runuser does not pass signals on to it).
       const exited = child.exitCode === null ? new Promise((r) => child.once('exit', r)) : Promise.resolve();
-      execFileSync(...run(path.join(bin, 'pg_ctl'), ['-D', dataDir, 'stop', '-m', 'immediate']), { stdio: 'ignore' });
+      execFileSync(...run(path.join(bin, 'pg_ctl'), ['-D', dataDir, 'stop', '-m', 'immediate']), {
+        stdio: 'ignore',
+      });
       await exited;
       rmSync(dir, { recursive: true, force: true });
     },

@@ -9,7 +9,12 @@ export const load = (async ({ locals }) => {
   const { db } = services();
   const [tenants, messages] = await Promise.all([listTenants(db), listRecentMessages(db, { limit: 50 })]);
   return {
-    tenants: tenants.map((t) => ({ id: t.id, slug: t.slug, name: t.name, createdAt: new Date(t.created_at).toISOString() })),
+    tenants: tenants.map((t) => ({
+      id: t.id,
+      slug: t.slug,
+      name: t.name,
+      createdAt: new Date(t.created_at).toISOString(),
+    })),
     messages: messages.map((m) => ({ ...m, received_at: new Date(m.received_at).toISOString() })),
   };
 }) satisfies PageServerLoad;
