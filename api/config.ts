@@ -26,8 +26,8 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-function port(name: string, fallback: number): number {
-  const raw = process.env[name];
+function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`${name}=${raw} is not a TCP port`);
@@ -46,8 +46,8 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
   if (!Number.isInteger(maxBody) || maxBody <= 0)
     throw new ConfigError(`LABRELAY_MAX_BODY_BYTES=${env.LABRELAY_MAX_BODY_BYTES} is not a positive integer`);
   return {
-    port: port('PORT', 8080),
-    mllpPort: port('MLLP_PORT', 2575),
+    port: port(env, 'PORT', 8080),
+    mllpPort: port(env, 'MLLP_PORT', 2575),
     dataDir,
     databaseUrl: env.DATABASE_URL || undefined,
     temporalAddress: env.TEMPORAL_ADDRESS || undefined,

@@ -5,6 +5,7 @@ import { findMllpConnections } from '../db/connections.ts';
 import { insertRejectedMessage } from '../db/messages.ts';
 import type { Connection } from '../db/schema.ts';
 import { findTenantById } from '../db/tenants.ts';
+import { ConfigError } from './config.ts';
 import type { Services } from './env.ts';
 import { receiveHl7 } from './intake/hl7.ts';
 
@@ -41,12 +42,19 @@ export async function startMllpListener(
   });
   server.maxConnections = options.maxConnections ?? 200;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === 'EADDRINUSE'
+          ? new ConfigError(`MLLP port ${options.port} is in use: set MLLP_PORT to a free one`)
+          : error,
+      );
+    server.once('error', failed);
     server.listen(options.port, options.host ?? '0.0.0.0', () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });
+  server.on('error', (error) => services.logger.error({ err: error }, 'MLLP listener error'));
   const port = (server.address() as { port: number }).port;
   return {
     server,

@@ -156,8 +156,18 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
         }
       }
       const app = createApp(services, fallback ? { fallback } : {});
-      const server: ServerType = await new Promise((resolve) => {
-        const s = serve({ fetch: app.fetch, port: config.port, hostname: '0.0.0.0' }, () => resolve(s));
+      const server: ServerType = await new Promise((resolve, reject) => {
+        const failed = (error: NodeJS.ErrnoException) =>
+          reject(
+            error.code === 'EADDRINUSE'
+              ? new ConfigError(`HTTP port ${config.port} is in use: set PORT to a free one`)
+              : error,
+          );
+        const s = serve({ fetch: app.fetch, port: config.port, hostname: '0.0.0.0' }, () => {
+          s.off('error', failed);
+          resolve(s);
+        });
+        s.once('error', failed);
       });
       httpPort = (server.address() as AddressInfo).port;
       stops.push(

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { verifyAuditChain } from '../../db/audit.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
 import { expectValidSearchset } from '../support/fhir.ts';
@@ -259,5 +260,103 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
     const stored = JSON.stringify(rows);
     expect(stored).not.toContain(cred.apiKey);
     expect(stored).not.toContain(cred.signingSecret!);
+  });
+});
+
+describe('tenant isolation and the audit trail', () => {
+  let lr: TestLabRelay;
+  let a: TenantCredential;
+  let b: TenantCredential;
+  let ids: { messageId: string; reportId: string; observationId: string; patientId: string };
+
+  beforeAll(async () => {
+    lr = await startTestLabRelay('pglite');
+    a = await createTenantWithCredential(lr.baseUrl, 'tenant-a');
+    b = await createTenantWithCredential(lr.baseUrl, 'tenant-b');
+    const response = await postHl7(lr.baseUrl, a, basicMetabolicPanel({ controlId: 'ISO-1' }));
+    const messageId = response.headers.get('labrelay-message-id')!;
+    const done = await waitForMessageStatus(lr.baseUrl, a, messageId, 'delivered');
+    const report = await getJson(lr.baseUrl, a, `/v1/t/tenant-a/fhir/DiagnosticReport/${done.reports[0].id}`);
+    ids = {
+      messageId,
+      reportId: done.reports[0].id,
+      observationId: report.body.result[0].reference.split('/')[1],
+      patientId: done.reports[0].patientId,
+    };
+  });
+  afterAll(() => lr?.stop());
+
+  const routes = () => [
+    `/messages/${ids.messageId}`,
+    `/fhir/DiagnosticReport?patient=${ids.patientId}`,
+    `/fhir/DiagnosticReport/${ids.reportId}`,
+    `/fhir/Observation?patient=${ids.patientId}`,
+    `/fhir/Observation/${ids.observationId}`,
+    `/fhir/Patient?identifier=MRN123456`,
+    `/fhir/Patient/${ids.patientId}`,
+  ];
+
+  test("another tenant's credential gets 403 on every tenant route, never data", async () => {
+    for (const route of routes()) {
+      const response = await fetch(`${lr.baseUrl}/v1/t/tenant-a${route}`, {
+        headers: { authorization: `Bearer ${b.apiKey}` },
+      });
+      const text = await response.text();
+      expect({ route, status: response.status }).toEqual({ route, status: 403 });
+      expect(text).not.toContain(ids.patientId);
+    }
+    const post = await postHl7(
+      lr.baseUrl,
+      { ...b, slug: 'tenant-a' },
+      basicMetabolicPanel({ controlId: 'ISO-2' }),
+    );
+    expect(post.status).toBe(403);
+  });
+
+  test("a tenant asking for another tenant's records under its own slug finds nothing", async () => {
+    for (const route of routes()) {
+      const response = await fetch(`${lr.baseUrl}/v1/t/tenant-b${route}`, {
+        headers: { authorization: `Bearer ${b.apiKey}` },
+      });
+      const text = await response.text();
+      if (route.includes('?')) {
+        expect({ route, status: response.status, total: JSON.parse(text).total }).toEqual({
+          route,
+          status: 200,
+          total: 0,
+        });
+      } else {
+        expect({ route, status: response.status }).toEqual({ route, status: 404 });
+      }
+      expect(text).not.toContain('Doe');
+    }
+  });
+
+  test('every step is in the hash-chained audit trail, and an edited event breaks the chain', async () => {
+    const db = lr.labrelay.services!.db;
+    const actions = (
+      await db
+        .selectFrom('audit_events')
+        .select('action')
+        .where('tenant_id', '=', a.tenantId)
+        .orderBy('sequence')
+        .execute()
+    ).map((e) => e.action);
+    expect(actions).toEqual([
+      'tenant.created',
+      'credential.created',
+      'message.received',
+      'patient.created',
+      'report.flagged',
+      'report.released',
+    ]);
+    expect(await verifyAuditChain(db, a.tenantId)).toBeNull();
+    await db
+      .updateTable('audit_events')
+      .set({ actor: 'someone-else' })
+      .where('tenant_id', '=', a.tenantId)
+      .where('action', '=', 'message.received')
+      .execute();
+    expect(await verifyAuditChain(db, a.tenantId)).toBe(3);
   });
 });
