@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { appendAudit } from '../db/audit.ts';
 import { MESSAGE_STATUS, setMessageStatus, type MessageStatus } from '../db/messages.ts';
@@ -54,6 +54,13 @@ export function createActivities({ db, logger }: ActivityDeps) {
       const report = await loadReport(ref);
       if (report.patient_id) return { patientId: report.patient_id, needsReview: false };
       return db.transaction().execute(async (trx) => {
+        // One reconciliation at a time per tenant: two reports of a new patient arriving together
+        // (two orders in one message) must find one patient, not create two.
+        await sql`select pg_advisory_xact_lock(hashtextextended(${`patients:${ref.tenantId}`}, 0))`.execute(
+          trx,
+        );
+        const current = await findReport(trx, ref.tenantId, ref.reportId);
+        if (current?.patient_id) return { patientId: current.patient_id, needsReview: false };
         const demographics = report.patient;
         const matches = await findPatientsByIdentifiers(trx, ref.tenantId, demographics.identifiers);
         if (matches.length > 1) {
@@ -89,10 +96,26 @@ export function createActivities({ db, logger }: ActivityDeps) {
     },
 
     /** Flags every result of the report and records why; says whether a person must look first. */
-    async flagReport(
-      ref: ReportRef,
-    ): Promise<{ critical: boolean; needsReview: boolean; final: boolean; releaseDelaySeconds: number }> {
+    async flagReport(ref: ReportRef): Promise<{
+      critical: boolean;
+      needsReview: boolean;
+      final: boolean;
+      releaseDelaySeconds: number;
+      alreadyReleased: boolean;
+    }> {
       const report = await loadReport(ref);
+      const final = (
+        [
+          RESULT_STATUS.final,
+          RESULT_STATUS.corrected,
+          RESULT_STATUS.amended,
+          RESULT_STATUS.cancelled,
+        ] as string[]
+      ).includes(report.status);
+      // A report signalled twice (a duplicate start after its workflow closed) is never re-flagged.
+      if (report.stage === REPORT_STAGE.released) {
+        return { critical: false, needsReview: false, final, releaseDelaySeconds: 0, alreadyReleased: true };
+      }
       const tenant = await findTenantById(db, ref.tenantId);
       const observations = await findObservationsOfReports(db, ref.tenantId, [ref.reportId]);
       const flags = observations.map((o) => ({
@@ -101,13 +124,15 @@ export function createActivities({ db, logger }: ActivityDeps) {
       }));
       const critical = flags.some((f) => f.flag.critical === true);
       const needsReview = flags.some((f) => f.flag.needsReview);
+      // A report already held for a person (e.g. an ambiguous patient) stays held.
+      const held = needsReview || report.stage === REPORT_STAGE.needsReview;
       await db.transaction().execute(async (trx) => {
         for (const { id, flag } of flags) await saveObservationFlag(trx, ref.tenantId, id, flag);
         await setReportStage(
           trx,
           ref.tenantId,
           ref.reportId,
-          needsReview ? REPORT_STAGE.needsReview : REPORT_STAGE.flagged,
+          held ? REPORT_STAGE.needsReview : REPORT_STAGE.flagged,
         );
         if (needsReview) {
           const reasons = flags.flatMap((f) => (f.flag.needsReview ? f.flag.reasons : []));
@@ -129,19 +154,12 @@ export function createActivities({ db, logger }: ActivityDeps) {
       });
       if (critical)
         logger.info({ tenantId: ref.tenantId, reportId: ref.reportId }, 'critical result flagged');
-      const final = (
-        [
-          RESULT_STATUS.final,
-          RESULT_STATUS.corrected,
-          RESULT_STATUS.amended,
-          RESULT_STATUS.cancelled,
-        ] as string[]
-      ).includes(report.status);
       return {
         critical,
         needsReview,
         final,
         releaseDelaySeconds: Math.max(0, tenant?.settings.releaseDelaySeconds ?? 0),
+        alreadyReleased: false,
       };
     },
 
@@ -150,6 +168,15 @@ export function createActivities({ db, logger }: ActivityDeps) {
       const report = await loadReport(ref);
       if (report.stage === REPORT_STAGE.released) return;
       await db.transaction().execute(async (trx) => {
+        // The message row is the lock: reports of one message released together see each other.
+        await trx
+          .selectFrom('messages')
+          .select('id')
+          .where('id', '=', report.message_id)
+          .forUpdate()
+          .execute();
+        const current = await findReport(trx, ref.tenantId, ref.reportId);
+        if (current?.stage === REPORT_STAGE.released) return;
         await setReportStage(trx, ref.tenantId, ref.reportId, REPORT_STAGE.released);
         const stages = await reportStagesOfMessage(trx, ref.tenantId, report.message_id);
         await setMessageStatus(trx, ref.tenantId, report.message_id, messageStatusOf(stages));

@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import { ackTargetFromRaw, buildAck, HL7_ERROR } from '../adapters/hl7v2/ack.ts';
 import { operationOutcome, type IssueType } from '../adapters/fhir/resources.ts';
 import { SearchParamError } from '../adapters/fhir/search-params.ts';
+import { OPENAPI_INFO, registerTenantRoutes, renderApiReference } from './docs.ts';
 import { AppError, errorBody, type ErrorCode } from './errors.ts';
 import type { AppEnv, Services } from './env.ts';
 import { tenantAuth } from './middleware/tenant-auth.ts';
@@ -80,14 +81,9 @@ export function createApp(services: Services, options: AppOptions = {}) {
   tenant.route('/fhir', fhirRoutes());
   app.route('/v1/t/:slug', tenant);
 
-  app.doc31('/v1/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: 'LabRelay API',
-      version: '0.1.0',
-      description: 'Multi-tenant lab-results integration hub.',
-    },
-  });
+  registerTenantRoutes(app);
+  app.doc31('/v1/openapi.json', OPENAPI_INFO);
+  app.get('/docs', (c) => c.html(renderApiReference(app.getOpenAPI31Document(OPENAPI_INFO))));
 
   app.all('/v1/*', () => {
     throw new AppError('not_found', 'there is no such API route');

@@ -13,6 +13,10 @@ const role = roleArg as Role;
 try {
   const labrelay = await startLabRelay({
     role,
+    onFatal: () => {
+      process.stdout.write('stopping LabRelay after a fatal error\n');
+      void labrelay.stop().finally(() => process.exit(1));
+    },
     seedDemo: role === 'all' && process.env.LABRELAY_SEED_DEMO !== 'false',
   });
   const { config } = labrelay;

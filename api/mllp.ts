@@ -34,11 +34,10 @@ export async function startMllpListener(
   options: MllpOptions,
 ): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const maxBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
-  const sockets = new Set<Socket>();
+  const sockets = new Map<Socket, () => Promise<void>>();
   const server = createServer((socket) => {
-    sockets.add(socket);
+    sockets.set(socket, handleConnection(services, socket, maxBytes, options.idleTimeoutMs ?? 300_000));
     socket.once('close', () => sockets.delete(socket));
-    handleConnection(services, socket, maxBytes, options.idleTimeoutMs ?? 300_000);
   });
   server.maxConnections = options.maxConnections ?? 200;
   await new Promise<void>((resolve, reject) => {
@@ -59,20 +58,30 @@ export async function startMllpListener(
   return {
     server,
     port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.end();
-        setTimeout(() => sockets.forEach((s) => s.destroy()), 2000).unref();
-      }),
+    async close() {
+      // Stop accepting, let each connection finish (and ACK) the messages already in hand, then close.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const drained = Promise.all([...sockets.values()].map((drain) => drain()));
+      await Promise.race([drained, new Promise((r) => setTimeout(r, 5000).unref())]);
+      for (const s of sockets.keys()) s.end();
+      setTimeout(() => sockets.forEach((_, s) => s.destroy()), 2000).unref();
+      await closed;
+    },
   };
 }
 
-function handleConnection(services: Services, socket: Socket, maxBytes: number, idleTimeoutMs: number): void {
+/** Handles one sender's connection; returns a function that waits for the messages in hand. */
+function handleConnection(
+  services: Services,
+  socket: Socket,
+  maxBytes: number,
+  idleTimeoutMs: number,
+): () => Promise<void> {
   const log = services.logger.child({ mllpPeer: `${socket.remoteAddress}:${socket.remotePort}` });
   let chunks: Buffer[] = [];
   let buffered = 0;
   let queue: Promise<void> = Promise.resolve();
+  let failed = false;
   socket.setTimeout(idleTimeoutMs, () => {
     log.info('closing idle MLLP connection');
     socket.end();
@@ -105,9 +114,12 @@ function handleConnection(services: Services, socket: Socket, maxBytes: number, 
       const payload = buffer.toString('utf8', start + 1, end);
       buffer = buffer.subarray(end + 2);
       queue = queue
-        .then(() => handleFrame(services, socket, payload))
+        .then(() => (failed || socket.destroyed ? undefined : handleFrame(services, socket, payload)))
         .catch((error: unknown) => {
-          log.error({ err: error }, 'MLLP message failed');
+          // Frames queued behind a failed one are dropped unacknowledged, so the sender resends them
+          // in order after this one instead of seeing them overtake it.
+          failed = true;
+          log.error({ err: error }, 'MLLP message failed; closing the connection');
           socket.destroy();
         });
     }
@@ -118,6 +130,7 @@ function handleConnection(services: Services, socket: Socket, maxBytes: number, 
       socket.destroy();
     }
   });
+  return () => queue;
 }
 
 function findFrameEnd(buffer: Buffer, from: number): number {

@@ -35,6 +35,8 @@ export interface StartOptions {
   console?: boolean;
   /** How often the relay looks for inbox rows whose workflow did not start. */
   relayIntervalMs?: number;
+  /** Called when a part stops on its own (the worker failed); `npm start` exits. */
+  onFatal?: (error: unknown) => void;
 }
 
 export interface LabRelay {
@@ -126,11 +128,16 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
       metrics,
     });
     const services: Services = { config, db: database.db, logger, starter, metrics, temporal: () => client };
+    stops.push(() => starter.drain());
 
     let worker: WorkerHandle | null = null;
     if (options.role !== 'api') {
       worker = await startWorker(target, { db: database.db, logger });
       stops.push(() => worker!.shutdown());
+      worker.running.catch((error: unknown) => {
+        logger.fatal({ err: error }, 'the Temporal worker stopped unexpectedly');
+        options.onFatal?.(error);
+      });
     }
 
     let httpPort: number | null = null;
@@ -173,8 +180,14 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
       stops.push(
         () =>
           new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+            // Requests in progress (an HL7 POST mid-transaction) finish; idle keep-alives close now.
+            const http = server as { closeIdleConnections?: () => void; closeAllConnections?: () => void };
+            const force = setTimeout(() => http.closeAllConnections?.(), 5000);
+            server.close(() => {
+              clearTimeout(force);
+              resolve();
+            });
+            http.closeIdleConnections?.();
           }),
       );
 

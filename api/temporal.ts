@@ -99,14 +99,22 @@ export async function startWorker(
     ...(tls ? { tls } : {}),
     ...(target.apiKey ? { apiKey: target.apiKey } : {}),
   });
-  const worker = await Worker.create({
-    connection,
-    namespace: target.namespace,
-    taskQueue: target.taskQueue,
-    ...(extra.workflowBundle ? { workflowBundle: extra.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities(deps),
-    shutdownGraceTime: extra.shutdownGraceTime ?? '10s',
-  });
+  let worker: Worker;
+  try {
+    worker = await Worker.create({
+      connection,
+      namespace: target.namespace,
+      taskQueue: target.taskQueue,
+      ...(extra.workflowBundle
+        ? { workflowBundle: extra.workflowBundle }
+        : { workflowsPath: WORKFLOWS_PATH }),
+      activities: createActivities(deps),
+      shutdownGraceTime: extra.shutdownGraceTime ?? '10s',
+    });
+  } catch (error) {
+    await connection.close();
+    throw error;
+  }
   const running = worker.run().finally(() => connection.close());
   return {
     worker,

@@ -2,7 +2,7 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import type { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { markInboxFailed, markInboxStarted, pendingInboxRows, type InboxRow } from '../db/inbox.ts';
+import { claimDueInboxRows, markInboxFailed, markInboxStarted, type InboxRow } from '../db/inbox.ts';
 import { MESSAGE_STATUS } from '../db/messages.ts';
 import type { Database } from '../db/schema.ts';
 import type { orderWorkflow } from '../workflows/order-workflow.ts';
@@ -22,6 +22,8 @@ export interface WorkflowStarter {
   start(rows: InboxRow[], source: 'intake' | 'relay'): Promise<void>;
   /** One relay pass: retries every inbox row whose start has not succeeded. Returns rows started. */
   relayOnce(): Promise<number>;
+  /** Waits for the starts intake has in flight (at shutdown, before the database closes). */
+  drain(): Promise<void>;
   /** Runs the relay every `intervalMs` until stopped. */
   runRelay(intervalMs: number): { stop(): Promise<void> };
 }
@@ -87,17 +89,36 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
     }
   }
 
+  const inFlight = new Set<Promise<void>>();
   async function start(rows: InboxRow[], source: 'intake' | 'relay'): Promise<void> {
-    for (const row of rows) await startOne(row, source);
+    const run = (async () => {
+      for (const row of rows) await startOne(row, source);
+    })();
+    inFlight.add(run);
+    try {
+      await run;
+    } finally {
+      inFlight.delete(run);
+    }
+  }
+
+  async function drain(): Promise<void> {
+    await Promise.all([...inFlight]);
   }
 
   async function relayOnce(): Promise<number> {
-    // Rows younger than a few seconds are probably being started by intake right now.
-    const rows = await pendingInboxRows(db, { limit: 200, olderThanSeconds: 3 });
+    // Intake gives itself 30 s before a row is due here, so the relay does not race its start.
+    const rows = await claimDueInboxRows(db, { limit: 100, claimSeconds: Math.ceil(timeout / 1000) + 20 });
     let started = 0;
+    let failedInARow = 0;
     for (const row of rows) {
-      if (await startOne(row, 'relay')) started++;
-      else break; // Temporal is down: try again next pass rather than time out on every row.
+      if (await startOne(row, 'relay')) {
+        started++;
+        failedInARow = 0;
+      } else if (++failedInARow >= 3) {
+        // Probably Temporal is down: leave the rest claimed for a later pass rather than time out on each.
+        break;
+      }
     }
     return started;
   }
@@ -122,5 +143,5 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
     };
   }
 
-  return { start, relayOnce, runRelay };
+  return { start, relayOnce, runRelay, drain };
 }

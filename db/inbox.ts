@@ -21,11 +21,27 @@ export async function insertInboxRow(
     .execute();
 }
 
-/** Rows whose workflow start has not succeeded yet and that nobody has tried in `retryAfterSeconds`. */
-export async function pendingInboxRows(
+/**
+ * Claims up to `limit` rows whose workflow has not been started and whose next attempt is due:
+ * their next attempt moves `claimSeconds` ahead in the same statement, and rows another relay is
+ * claiming are skipped, so no row is started by two relays at once.
+ */
+export async function claimDueInboxRows(
   db: Db,
-  options: { limit: number; olderThanSeconds: number },
+  options: { limit: number; claimSeconds: number },
 ): Promise<InboxRow[]> {
+  const claimed = await sql<{ report_id: string }>`
+    update inbox set next_attempt_at = now() + make_interval(secs => ${options.claimSeconds})
+    where report_id in (
+      select report_id from inbox
+      where started_at is null and next_attempt_at <= now()
+      order by next_attempt_at
+      limit ${options.limit}
+      for update skip locked
+    )
+    returning report_id`.execute(db);
+  const ids = claimed.rows.map((r) => r.report_id);
+  if (ids.length === 0) return [];
   return db
     .selectFrom('inbox')
     .innerJoin('reports', 'reports.id', 'inbox.report_id')
@@ -37,10 +53,8 @@ export async function pendingInboxRows(
       'reports.order_key',
       'reports.message_id',
     ])
-    .where('inbox.started_at', 'is', null)
-    .where('inbox.created_at', '<=', sql<Date>`now() - make_interval(secs => ${options.olderThanSeconds})`)
+    .where('inbox.report_id', 'in', ids)
     .orderBy('inbox.created_at')
-    .limit(options.limit)
     .execute();
 }
 
@@ -48,10 +62,15 @@ export async function markInboxStarted(db: Db, reportId: string): Promise<void> 
   await db.updateTable('inbox').set({ started_at: new Date() }).where('report_id', '=', reportId).execute();
 }
 
+/** Records a failed start; the next attempt backs off (2, 4, 8 ... up to 30 seconds). */
 export async function markInboxFailed(db: Db, reportId: string, error: string): Promise<void> {
   await db
     .updateTable('inbox')
-    .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: error.slice(0, 1000) }))
+    .set((eb) => ({
+      attempts: eb('attempts', '+', 1),
+      last_error: error.slice(0, 1000),
+      next_attempt_at: sql<Date>`now() + make_interval(secs => least(30, power(2, attempts + 1)))`,
+    }))
     .where('report_id', '=', reportId)
     .execute();
 }

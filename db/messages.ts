@@ -109,9 +109,14 @@ export async function insertRejectedMessage(
       transport: input.transport,
       format: input.format,
       remote_address: input.remoteAddress,
-      reason: input.reason.slice(0, 2000),
-      raw: input.raw,
+      reason: withoutNul(input.reason.slice(0, 2000)),
+      // Postgres text cannot hold NUL; the refused bytes are kept with it marked as U+FFFD.
+      raw: withoutNul(input.raw),
     })
     .execute();
   return id;
+}
+
+function withoutNul(text: string): string {
+  return text.replaceAll('\u0000', '\uFFFD');
 }

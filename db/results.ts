@@ -48,11 +48,12 @@ export async function insertReport(
       stage: REPORT_STAGE.received,
     })
     .execute();
-  if (r.observations.length > 0) {
+  // In chunks: one statement may carry at most 65,535 parameters (18 per observation).
+  for (let start = 0; start < r.observations.length; start += 1000) {
     await db
       .insertInto('observations')
       .values(
-        r.observations.map((o) => ({
+        r.observations.slice(start, start + 1000).map((o) => ({
           id: randomUUID(),
           tenant_id: input.tenantId,
           report_id: id,

@@ -158,6 +158,7 @@ export interface InboxTable {
   workflow_id: string;
   created_at: Timestamp;
   started_at: NullableTimestamp;
+  next_attempt_at: ColumnType<Date, Date | string | undefined, Date | string>;
   attempts: Generated<number>;
   last_error: string | null;
 }

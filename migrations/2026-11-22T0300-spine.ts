@@ -182,10 +182,20 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('workflow_id', 'text', (c) => c.notNull())
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('started_at', 'timestamptz')
+    // The relay claims a row by moving this forward, so two relays (or a relay and intake) never
+    // start the same row at once; failed rows back off.
+    .addColumn('next_attempt_at', 'timestamptz', (c) =>
+      c.notNull().defaultTo(sql`now() + interval '30 seconds'`),
+    )
     .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('last_error', 'text')
     .execute();
-  await db.schema.createIndex('inbox_pending').on('inbox').column('started_at').execute();
+  await db.schema
+    .createIndex('inbox_pending')
+    .on('inbox')
+    .column('next_attempt_at')
+    .where(sql.ref('started_at'), 'is', null)
+    .execute();
 
   await db.schema
     .createTable('audit_events')

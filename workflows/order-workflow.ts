@@ -74,6 +74,13 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
 
     state.step = 'flagging';
     const flags = await acts.flagReport(report);
+    if (flags.alreadyReleased) {
+      state.released.push(reportId);
+      state.final = flags.final;
+      state.current = null;
+      state.step = 'waiting';
+      continue;
+    }
 
     if (flags.needsReview || patient.needsReview) {
       state.step = 'awaiting-review';

@@ -156,6 +156,8 @@ const DEFAULT_ENCODING: EncodingCharacters = {
  * msg.segment('PID')?.get(3, 1); // '123'
  */
 export function parseHl7(text: string): Hl7Message {
+  if (text.includes('\u0000'))
+    throw new Hl7ParseError('the message contains a NUL byte, which HL7 text never does', null);
   const trimmed = text.replace(/^[\s\uFEFF]+/, '').replace(/[\r\n]+$/, '');
   if (!trimmed.startsWith('MSH')) {
     throw new Hl7ParseError('the message does not start with an MSH segment', 'MSH');

@@ -32,6 +32,10 @@ function lookup<T>(table: Record<string, T>, key: string): T | undefined {
   return Object.hasOwn(table, key) ? table[key] : undefined;
 }
 
+const MAX_ORDER_NUMBER_LENGTH = 199;
+/** OBX-1 is stored as a 32-bit integer; a set id beyond it is replaced by the result's position. */
+const MAX_SET_ID = 1_000_000;
+
 const SUPPORTED_VERSIONS = /^2\.(3|3\.1|4|5|5\.1|6|7|7\.1|8)$/;
 
 /** Coding systems whose HL7 table 0396 names map to canonical FHIR system URIs. */
@@ -203,6 +207,19 @@ function readReport(
       message: `${where(2)}/OBR-3: the order has neither a placer nor a filler order number`,
     });
   }
+  for (const [field, value] of [
+    [2, placer],
+    [3, filler],
+  ] as const) {
+    // EI.1 is at most 199 characters (v2.5.1); longer ones could not name a workflow either.
+    if (value && value.length > MAX_ORDER_NUMBER_LENGTH) {
+      errors.push({
+        code: HL7_ERROR.dataType,
+        location: where(field),
+        message: `${where(field)} order number is longer than ${MAX_ORDER_NUMBER_LENGTH} characters`,
+      });
+    }
+  }
   const code = readCoding(obr.field(4));
   if (!code)
     errors.push({
@@ -226,7 +243,8 @@ function readReport(
   for (const [i, obx] of obxs.entries()) {
     const obs = readObservation(obx, i + 1, errors);
     if (!obs) continue;
-    if (seen.has(obs.sequence)) obs.sequence = 1000 + i; // duplicate OBX-1: keep both, in order
+    // A repeated OBX-1: keep both results, the later one under the next free number.
+    while (seen.has(obs.sequence)) obs.sequence = Math.max(...seen) + 1;
     seen.add(obs.sequence);
     observations.push(obs);
   }
@@ -305,7 +323,7 @@ function readObservation(obx: Hl7Segment, index: number, errors: AckError[]): Ob
     .filter((f) => f !== '');
   const setId = Number.parseInt(obx.get(1), 10);
   const base = {
-    sequence: Number.isInteger(setId) && setId > 0 ? setId : index,
+    sequence: Number.isInteger(setId) && setId > 0 && setId <= MAX_SET_ID ? setId : index,
     code,
     unit,
     referenceRange: rangeText ? parseReferenceRange(rangeText) : null,
@@ -426,6 +444,7 @@ export function hl7TimestampToIso(raw: string): string | null {
   const m = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\.\d{1,4})?([+-]\d{4})?$/.exec(raw.trim());
   if (!m) return null;
   const [, y, mo = '01', d = '01', h = '00', mi = '00', s = '00', frac = '', tz = '+0000'] = m;
+  if (Number(y) < 1) return null; // there is no year 0, and Postgres refuses it
   const iso = `${y}-${mo}-${d}T${h}:${mi}:${s}${frac.padEnd(frac ? 4 : 0, '0').slice(0, 4)}${tz!.slice(0, 3)}:${tz!.slice(3)}`;
   const date = new Date(iso);
   if (Number.isNaN(date.getTime())) return null;

@@ -121,11 +121,31 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
   const sender = `${header.field(3).raw}|${header.field(4).raw}`;
   const sendingFacility = header.get(4) || header.field(4).raw;
   const keys = { sender, controlId: message.controlId, idempotencyKey: input.idempotencyKey };
+  const contentHash = contentHashOf(message);
+  // A retry repeats the stored answer; a different message under a used key is refused, not dropped.
+  const answerFor = (duplicate: Message): Hl7Outcome | Promise<Hl7Outcome> => {
+    if (duplicate.content_hash === contentHash) return repeatAnswer(duplicate);
+    const byKey = input.idempotencyKey !== null && duplicate.idempotency_key === input.idempotencyKey;
+    return reject(
+      422,
+      ACK_CODE.error,
+      [
+        {
+          code: HL7_ERROR.duplicateKey,
+          location: byKey ? null : 'MSH-10',
+          message: byKey
+            ? `Idempotency-Key ${input.idempotencyKey} was already used for a different message (${duplicate.id})`
+            : `control id ${message.controlId} from this sender was already used for a different message (${duplicate.id})`,
+        },
+      ],
+      message,
+    );
+  };
 
-  const stored = async (): Promise<{ outcome: Hl7Outcome; rows: InboxRow[] }> =>
+  const stored = async (): Promise<Stored> =>
     db.transaction().execute(async (trx) => {
       const duplicate = await findDuplicateMessage(trx, input.tenant.id, keys);
-      if (duplicate) return { outcome: repeatAnswer(duplicate), rows: [] };
+      if (duplicate) return { outcome: null, duplicate, rows: [] };
       const id = randomUUID();
       const ack = buildAck(ackTargetOf(message), ACK_CODE.accept);
       await insertMessage(trx, {
@@ -139,7 +159,7 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
         control_id: message.controlId,
         sender,
         idempotency_key: input.idempotencyKey,
-        content_hash: createHash('sha256').update(input.raw).digest('hex'),
+        content_hash: contentHash,
         raw: input.raw,
         status: MESSAGE_STATUS.received,
         status_detail: null,
@@ -180,29 +200,77 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
           reports: rows.length,
         },
       });
-      return { outcome: { ack, httpStatus: 200, messageId: id, outcome: 'accepted' }, rows };
+      const outcome: Hl7Outcome = { ack, httpStatus: 200, messageId: id, outcome: 'accepted' };
+      return { outcome, duplicate: null, rows };
     });
 
-  let result: { outcome: Hl7Outcome; rows: InboxRow[] };
+  let result: Stored;
   try {
     result = await stored();
   } catch (error) {
+    if (isDataException(error)) {
+      // Something the parser let through that the database refuses (an out-of-range value):
+      // the transaction rolled back, so nothing is half-stored; the sender gets AE, not a 5xx.
+      services.logger.warn({ err: error, tenantId: input.tenant.id }, 'HL7 message refused by the database');
+      return reject(
+        422,
+        ACK_CODE.error,
+        [
+          {
+            code: HL7_ERROR.internalError,
+            location: null,
+            message: `the message could not be stored: ${(error as Error).message}`,
+          },
+        ],
+        message,
+      );
+    }
     // Two copies of one message raced: the loser answers what the winner stored.
     if (!isUniqueViolation(error)) throw error;
     const duplicate = await findDuplicateMessage(db, input.tenant.id, keys);
     if (!duplicate) throw error;
-    result = { outcome: repeatAnswer(duplicate), rows: [] };
+    result = { outcome: null, duplicate, rows: [] };
+  }
+  if (result.duplicate) {
+    const answer = await answerFor(result.duplicate);
+    if (answer.outcome === 'duplicate')
+      metrics.inboundMessages.inc({ transport: input.transport, format: 'hl7v2', outcome: 'duplicate' });
+    return answer;
   }
   metrics.inboundMessages.inc({
     transport: input.transport,
     format: 'hl7v2',
-    outcome: result.outcome.outcome,
+    outcome: 'accepted',
   });
   if (result.rows.length > 0) {
     // After the commit, never before: a failure here is retried by the relay.
     void services.starter.start(result.rows, 'intake');
   }
-  return result.outcome;
+  return result.outcome!;
+}
+
+type Stored =
+  | { outcome: Hl7Outcome; duplicate: null; rows: InboxRow[] }
+  | { outcome: null; duplicate: Message; rows: [] };
+
+/**
+ * The message's content hash, without MSH-7 (the time of sending), which a sender's retry may
+ * renew while the message itself stays the same.
+ */
+function contentHashOf(message: Hl7Message): string {
+  const hash = createHash('sha256');
+  for (const segment of message.segments) {
+    const fields =
+      segment.name === 'MSH' ? segment.rawFields.map((f, i) => (i === 7 ? '' : f)) : segment.rawFields;
+    hash.update(fields.join('|')).update('\r');
+  }
+  return hash.digest('hex');
+}
+
+/** Postgres class 22 (data exception): a value out of range, an invalid date, a NUL byte. */
+function isDataException(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
+  return typeof code === 'string' && code.startsWith('22');
 }
 
 function repeatAnswer(message: Message): Hl7Outcome {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { appendAudit } from '../../db/audit.ts';
 import { insertConnection, listConnections } from '../../db/connections.ts';
@@ -72,7 +73,13 @@ const CredentialOut = z
   })
   .openapi('CreatedCredential');
 
-const Ip = z.string().refine((s) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(s), 'an IP address or CIDR');
+const Ip = z.string().refine((s) => {
+  const [address, prefix, ...rest] = s.split('/');
+  const version = isIP(address ?? '');
+  if (version === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
+}, 'an IPv4/IPv6 address or CIDR block, e.g. 10.0.0.0/8');
 const ConnectionBody = z
   .object({
     name: z.string().trim().min(1).max(200),
@@ -162,19 +169,26 @@ export function adminRoutes() {
     async (c) => {
       const { db } = c.get('services');
       const body = c.req.valid('json');
-      const tenant = await db.transaction().execute(async (trx) => {
-        if (await findTenantBySlug(trx, body.slug))
-          throw new AppError('conflict', `a tenant with slug ${body.slug} already exists`);
-        const created = await insertTenant(trx, body);
-        await appendAudit(trx, {
-          tenantId: created.id,
-          actor: 'admin',
-          action: 'tenant.created',
-          subject: `tenant/${created.id}`,
-          details: { slug: body.slug },
+      const taken = () => new AppError('conflict', `a tenant with slug ${body.slug} already exists`);
+      const tenant = await db
+        .transaction()
+        .execute(async (trx) => {
+          if (await findTenantBySlug(trx, body.slug)) throw taken();
+          const created = await insertTenant(trx, body);
+          await appendAudit(trx, {
+            tenantId: created.id,
+            actor: 'admin',
+            action: 'tenant.created',
+            subject: `tenant/${created.id}`,
+            details: { slug: body.slug },
+          });
+          return created;
+        })
+        .catch((error: unknown) => {
+          // Two creations of one slug at once: the unique index decides, the loser hears 409.
+          if ((error as { code?: unknown }).code === '23505') throw taken();
+          throw error;
         });
-        return created;
-      });
       return c.json(tenantOut(tenant), 201);
     },
   );

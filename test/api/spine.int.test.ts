@@ -1,9 +1,10 @@
 import { sql } from 'kysely';
 import { verifyAuditChain } from '../../db/audit.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { basicMetabolicPanel } from '../fixtures/hl7.ts';
+import { basicMetabolicPanel, twoOrders } from '../fixtures/hl7.ts';
 import { expectValidSearchset } from '../support/fhir.ts';
 import {
+  ADMIN_TOKEN,
   admin,
   createTenantWithCredential,
   getJson,
@@ -223,6 +224,100 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
     expect(rejected.find((r) => r.raw.includes('|six|'))?.reason).toContain('OBX-5');
   });
 
+  test('a message of two orders for a new patient makes two reports of one patient', async () => {
+    const response = await postHl7(lr.baseUrl, cred, twoOrders({ controlId: 'TWO-1', mrn: 'MRN-TWO' }));
+    expect(response.status).toBe(200);
+    const done = await waitForMessageStatus(
+      lr.baseUrl,
+      cred,
+      response.headers.get('labrelay-message-id')!,
+      'delivered',
+    );
+    expect(done.workflowIds).toHaveLength(2);
+    expect(new Set(done.reports.map((r: { patientId: string }) => r.patientId)).size).toBe(1);
+    const search = await getJson(
+      lr.baseUrl,
+      cred,
+      '/v1/t/stmarys/fhir/DiagnosticReport?patient.identifier=MRN-TWO',
+    );
+    expect(search.body.total).toBe(2);
+    expect(search.body.entry.filter((e: any) => e.resource.resourceType === 'Observation')).toHaveLength(3);
+  });
+
+  test('a retry with a renewed MSH-7 is a duplicate; a different message under a used control id is refused', async () => {
+    const first = await postHl7(
+      lr.baseUrl,
+      cred,
+      basicMetabolicPanel({ controlId: 'CTRL-REUSE', placer: 'ORD-REUSE' }),
+    );
+    const firstAck = await first.text();
+    const resent = basicMetabolicPanel({ controlId: 'CTRL-REUSE', placer: 'ORD-REUSE' }).replace(
+      '20261122083000-0500',
+      '20261122083500-0500',
+    );
+    const retry = await postHl7(lr.baseUrl, cred, resent);
+    expect(await retry.text()).toBe(firstAck);
+    const before = await counts();
+    const reused = await postHl7(
+      lr.baseUrl,
+      cred,
+      basicMetabolicPanel({ controlId: 'CTRL-REUSE', placer: 'ORD-OTHER', potassium: '4.1' }),
+    );
+    expect(reused.status).toBe(422);
+    expect(await reused.text()).toMatch(
+      /\rMSA\|AE\|CTRL-REUSE\|control id CTRL-REUSE from this sender was already used for a different message/,
+    );
+    expect(await counts()).toEqual(before);
+  });
+
+  test('odd inputs are answered, never a 5xx', async () => {
+    const nul = await postHl7(
+      lr.baseUrl,
+      cred,
+      basicMetabolicPanel({ controlId: 'CTRL-NUL' }).replace('Doe', 'D\u0000oe'),
+    );
+    expect(nul.status).toBe(400);
+    expect(await nul.text()).toContain('NUL byte');
+    const hugeSetId = await postHl7(
+      lr.baseUrl,
+      cred,
+      basicMetabolicPanel({ controlId: 'CTRL-SETID', placer: 'ORD-SETID' }).replace(
+        'OBX|1|NM|2823-3',
+        'OBX|9999999999|NM|2823-3',
+      ),
+    );
+    expect(hugeSetId.status).toBe(200);
+    const yearZero = await postHl7(
+      lr.baseUrl,
+      cred,
+      basicMetabolicPanel({ controlId: 'CTRL-Y0', placer: 'ORD-Y0' }).replace(
+        '20261122070000-0500|||||',
+        '00000101|||||',
+      ),
+    );
+    expect(yearZero.status).toBe(422);
+    const longOrder = await postHl7(
+      lr.baseUrl,
+      cred,
+      basicMetabolicPanel({ controlId: 'CTRL-LONG', placer: 'P'.repeat(1100) }),
+    );
+    expect(longOrder.status).toBe(422);
+    expect(await longOrder.text()).toContain('longer than 199 characters');
+    const badIp = await fetch(`${lr.baseUrl}/v1/admin/tenants/stmarys/connections`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        name: 'x',
+        direction: 'inbound',
+        format: 'hl7v2',
+        environment: 'sandbox',
+        mllp: { sendingFacility: 'X', allowIps: ['10.0.0.300'] },
+      }),
+    });
+    expect(badIp.status).toBe(400);
+    expect(((await badIp.json()) as any).error.details[0].path).toBe('mllp.allowIps.0');
+  });
+
   test('a revoked key stops working at once', async () => {
     const temp = await createTenantWithCredential(lr.baseUrl, 'stmarys');
     expect(
@@ -358,5 +453,34 @@ describe('tenant isolation and the audit trail', () => {
       .where('action', '=', 'message.received')
       .execute();
     expect(await verifyAuditChain(db, a.tenantId)).toBe(3);
+  });
+});
+
+describe('API reference', () => {
+  let lr: TestLabRelay;
+  beforeAll(async () => {
+    lr = await startTestLabRelay('pglite');
+  });
+  afterAll(() => lr?.stop());
+
+  test('the OpenAPI document and the /docs page describe the contract routes', async () => {
+    const spec = (await (await fetch(`${lr.baseUrl}/v1/openapi.json`)).json()) as any;
+    expect(spec.openapi).toBe('3.1.0');
+    for (const path of [
+      '/v1/admin/tenants',
+      '/v1/admin/tenants/{slug}/credentials',
+      '/v1/admin/tenants/{slug}/credentials/{id}',
+      '/v1/admin/tenants/{slug}/connections',
+      '/v1/t/{slug}/hl7',
+      '/v1/t/{slug}/messages/{id}',
+      '/v1/t/{slug}/fhir/DiagnosticReport',
+    ]) {
+      expect(Object.keys(spec.paths)).toContain(path);
+    }
+    const docs = await fetch(`${lr.baseUrl}/docs`);
+    expect(docs.status).toBe(200);
+    const page = await docs.text();
+    expect(page).toContain('<code>/v1/t/{slug}/hl7</code>');
+    expect(page).toContain('LabRelay-Signature');
   });
 });

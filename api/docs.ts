@@ -1,0 +1,153 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
+import { z } from '@hono/zod-openapi';
+import { html, raw } from 'hono/html';
+import type { AppEnv } from './env.ts';
+
+export const OPENAPI_INFO = {
+  openapi: '3.1.0',
+  info: {
+    title: 'LabRelay API',
+    version: '0.1.0',
+    description:
+      'Multi-tenant lab-results integration hub. Platform admin calls use `Authorization: Bearer $LABRELAY_ADMIN_TOKEN`; ' +
+      'tenant calls use `Authorization: Bearer {apiKey}` and, when the credential has a signing secret, ' +
+      '`LabRelay-Signature: t={unix seconds},v1={hex HMAC-SHA256(secret, "{t}.{raw body}")}` on every request with a body.',
+  },
+} as const;
+
+const slug = z.string().openapi({ param: { name: 'slug', in: 'path' }, example: 'stmarys' });
+const id = z
+  .string()
+  .uuid()
+  .openapi({ param: { name: 'id', in: 'path' } });
+const hl7Body = {
+  'application/hl7-v2': {
+    schema: z.string().openapi({ description: 'One ER7 message; segments end with CR.' }),
+  },
+};
+const fhirJson = {
+  'application/fhir+json': { schema: z.object({ resourceType: z.string() }).passthrough() },
+};
+
+/**
+ * Adds the tenant routes whose bodies are not JSON (HL7, FHIR) to the OpenAPI document: their
+ * handlers answer ACKs and OperationOutcomes rather than JSON schemas.
+ */
+export function registerTenantRoutes(app: OpenAPIHono<AppEnv>): void {
+  const r = app.openAPIRegistry;
+  r.registerPath({
+    method: 'post',
+    path: '/v1/t/{slug}/hl7',
+    summary: 'Send one HL7 v2 message (ORU^R01)',
+    description:
+      'Answers an HL7 ACK after the message is committed: 200 `MSA|AA`, 422 `MSA|AE`, 400 `MSA|AR`; 401/403/413/415 also answer an ACK with AR. ' +
+      'Optional `Idempotency-Key`. Accepted messages carry `Location` and `LabRelay-Message-Id`.',
+    request: { params: z.object({ slug }), body: { content: hl7Body } },
+    responses: {
+      200: { description: 'MSA|AA', content: hl7Body },
+      422: { description: 'MSA|AE', content: hl7Body },
+      400: { description: 'MSA|AR', content: hl7Body },
+    },
+  });
+  r.registerPath({
+    method: 'get',
+    path: '/v1/t/{slug}/messages/{id}',
+    summary:
+      "An inbound message's status (received, processing, needs_review, delivered, failed) and workflow id",
+    request: { params: z.object({ slug, id }) },
+    responses: {
+      200: {
+        description: 'Status',
+        content: {
+          'application/json': {
+            schema: z
+              .object({ id: z.string(), status: z.string(), workflowId: z.string().nullable() })
+              .passthrough(),
+          },
+        },
+      },
+    },
+  });
+  for (const [type, params] of [
+    [
+      'DiagnosticReport',
+      'patient, patient.identifier, code, date, status, _lastUpdated, _count, _offset, _include=DiagnosticReport:result|DiagnosticReport:subject',
+    ],
+    ['Observation', 'patient, patient.identifier, code, _count, _offset'],
+    ['Patient', 'identifier, _id, _count, _offset'],
+  ] as const) {
+    r.registerPath({
+      method: 'get',
+      path: `/v1/t/{slug}/fhir/${type}`,
+      summary: `Search ${type} (FHIR R4 searchset Bundle)`,
+      description: `Search parameters: ${params}. Only released results are visible. Errors are OperationOutcomes.`,
+      request: { params: z.object({ slug }) },
+      responses: { 200: { description: 'searchset Bundle', content: fhirJson } },
+    });
+    r.registerPath({
+      method: 'get',
+      path: `/v1/t/{slug}/fhir/${type}/{id}`,
+      summary: `Read a ${type}`,
+      request: { params: z.object({ slug, id }) },
+      responses: {
+        200: { description: type, content: fhirJson },
+        404: { description: 'OperationOutcome', content: fhirJson },
+      },
+    });
+  }
+}
+
+interface Operation {
+  summary?: string;
+  description?: string;
+}
+
+/** The API reference page at /docs: every operation of the OpenAPI document, readable without JavaScript. */
+export function renderApiReference(document: { paths?: object }) {
+  const paths = (document.paths ?? {}) as Record<string, Record<string, Operation>>;
+  const rows = Object.entries(paths).flatMap(([path, operations]) =>
+    Object.entries(operations).map(([method, op]) => ({ method: method.toUpperCase(), path, op })),
+  );
+  return html`<!doctype html>
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <title>LabRelay API reference</title>
+        <style>
+          body {
+            font-family: system-ui, sans-serif;
+            max-width: 70rem;
+            margin: 2rem auto;
+            padding: 0 1rem;
+            color: #1b1f24;
+          }
+          code {
+            background: #eef1f4;
+            padding: 0 0.25rem;
+          }
+          section {
+            border-top: 1px solid #dde1e6;
+            padding: 0.5rem 0;
+          }
+          .method {
+            display: inline-block;
+            min-width: 4.5rem;
+            font-weight: 700;
+          }
+        </style>
+      </head>
+      <body>
+        <h1>${OPENAPI_INFO.info.title} ${OPENAPI_INFO.info.version}</h1>
+        <p>${OPENAPI_INFO.info.description}</p>
+        <p>Machine-readable: <a href="/v1/openapi.json">/v1/openapi.json</a> (OpenAPI 3.1).</p>
+        ${rows.map(
+          ({ method, path, op }) =>
+            html`<section>
+              <h2><span class="method">${method}</span> <code>${path}</code></h2>
+              ${op.summary ? html`<p>${op.summary}</p>` : ''}
+              ${op.description ? html`<p>${op.description}</p>` : raw('')}
+            </section>`,
+        )}
+      </body>
+    </html>`;
+}
