@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { appendAudit } from '../db/audit.ts';
 import { insertConnection } from '../db/connections.ts';
-import { insertCredential } from '../db/credentials.ts';
 import type { Database } from '../db/schema.ts';
 import { findTenantBySlug, insertTenant } from '../db/tenants.ts';
-import { deriveSigningSecret, generateApiKey, hashSecret, newSalt, SCOPES } from './security/keys.ts';
+import { issueCredential } from './security/credentials.ts';
+import { SCOPES } from './security/keys.ts';
 
 export interface DemoSeed {
   slug: string;
@@ -32,6 +32,13 @@ export async function seedDemoTenant(db: Kysely<Database>, masterKey: Buffer): P
         mllpSendingFacility: DEMO_SENDING_FACILITY,
       };
     const tenant = await insertTenant(trx, { slug: DEMO_SLUG, name: 'Demo Hospital' });
+    await appendAudit(trx, {
+      tenantId: tenant.id,
+      actor: 'system',
+      action: 'tenant.created',
+      subject: `tenant/${tenant.id}`,
+      details: { slug: DEMO_SLUG, demo: true },
+    });
     await insertConnection(trx, {
       id: randomUUID(),
       tenant_id: tenant.id,
@@ -45,26 +52,19 @@ export async function seedDemoTenant(db: Kysely<Database>, masterKey: Buffer): P
       mllp_receiving_facility: null,
       mllp_allow_ips: null,
     });
-    const id = randomUUID();
-    const key = generateApiKey('sandbox');
-    const salt = newSalt();
-    const signingSecret = deriveSigningSecret(masterKey, id, salt);
-    await insertCredential(trx, {
-      id,
+    const issued = await issueCredential(trx, masterKey, {
       tenantId: tenant.id,
       name: 'Demo credential',
       scopes: [...SCOPES],
-      keyPrefix: key.prefix,
-      keyHash: key.hash,
-      signingSecrets: [{ salt, hash: hashSecret(signingSecret), createdAt: new Date().toISOString() }],
-    });
-    await appendAudit(trx, {
-      tenantId: tenant.id,
+      environment: 'sandbox',
+      signed: true,
       actor: 'system',
-      action: 'tenant.created',
-      subject: `tenant/${tenant.id}`,
-      details: { slug: DEMO_SLUG, demo: true },
     });
-    return { slug: DEMO_SLUG, apiKey: key.apiKey, signingSecret, mllpSendingFacility: DEMO_SENDING_FACILITY };
+    return {
+      slug: DEMO_SLUG,
+      apiKey: issued.apiKey,
+      signingSecret: issued.signingSecret,
+      mllpSendingFacility: DEMO_SENDING_FACILITY,
+    };
   });
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type ExpressionBuilder } from 'kysely';
 import type { ObservationFlag } from '../domain/flags.ts';
 import type { LabReport, PatientDemographics } from '../domain/model.ts';
 import type { Observation, Report } from './schema.ts';
@@ -194,21 +194,7 @@ export async function searchReleasedReports(
       search.patientIds.length > 0 ? search.patientIds : ['00000000-0000-0000-0000-000000000000'],
     );
   if (search.statuses) query = query.where('status', 'in', search.statuses);
-  if (search.codes) {
-    const codes = search.codes;
-    query = query.where((eb) =>
-      eb.or(
-        codes.map((c) =>
-          c.system === null
-            ? eb(sql<string>`code->>'code'`, '=', c.code)
-            : eb.and([
-                eb(sql<string>`code->>'code'`, '=', c.code),
-                eb(sql<string>`code->>'system'`, '=', c.system),
-              ]),
-        ),
-      ),
-    );
-  }
+  if (search.codes) query = query.where(codeMatches('reports.code', search.codes));
   if (search.effectiveFrom) query = query.where('effective_at', '>=', search.effectiveFrom);
   if (search.effectiveTo) query = query.where('effective_at', '<=', search.effectiveTo);
   if (search.updatedFrom) query = query.where('updated_at', '>=', search.updatedFrom);
@@ -252,21 +238,7 @@ export async function searchReleasedObservations(
   if (search.ids) query = query.where('observations.id', 'in', search.ids.length > 0 ? search.ids : none);
   if (search.patientIds)
     query = query.where('reports.patient_id', 'in', search.patientIds.length > 0 ? search.patientIds : none);
-  if (search.codes) {
-    const codes = search.codes;
-    query = query.where((eb) =>
-      eb.or(
-        codes.map((c) =>
-          c.system === null
-            ? eb(sql<string>`observations.code->>'code'`, '=', c.code)
-            : eb.and([
-                eb(sql<string>`observations.code->>'code'`, '=', c.code),
-                eb(sql<string>`observations.code->>'system'`, '=', c.system),
-              ]),
-        ),
-      ),
-    );
-  }
+  if (search.codes) query = query.where(codeMatches('observations.code', search.codes));
   const totalRow = await query.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow();
   const observations = await query
     .selectAll('observations')
@@ -281,4 +253,21 @@ export async function searchReleasedObservations(
     .offset(search.offset)
     .execute();
   return { total: Number(totalRow.total), observations };
+}
+
+/** `column` (a jsonb Coding) matches any of `codes`; a code without a system matches any system. */
+function codeMatches(
+  column: 'reports.code' | 'observations.code',
+  codes: { system: string | null; code: string }[],
+) {
+  const code = sql<string>`${sql.ref(column)}->>'code'`;
+  const system = sql<string>`${sql.ref(column)}->>'system'`;
+  return (eb: ExpressionBuilder<any, any>) =>
+    eb.or(
+      codes.map((c) =>
+        c.system === null
+          ? eb(code, '=', c.code)
+          : eb.and([eb(code, '=', c.code), eb(system, '=', c.system)]),
+      ),
+    );
 }

@@ -3,14 +3,15 @@ import { isIP } from 'node:net';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { appendAudit } from '../../db/audit.ts';
 import { insertConnection, listConnections } from '../../db/connections.ts';
-import { insertCredential, revokeCredential } from '../../db/credentials.ts';
+import { revokeCredential } from '../../db/credentials.ts';
 import type { Connection, Tenant } from '../../db/schema.ts';
 import { findTenantBySlug, insertTenant, listTenants } from '../../db/tenants.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
 import { validationHook } from '../validation.ts';
-import { deriveSigningSecret, generateApiKey, hashSecret, newSalt, SCOPES } from '../security/keys.ts';
+import { issueCredential } from '../security/credentials.ts';
+import { SCOPES } from '../security/keys.ts';
 import { sealSecret } from '../security/secret-box.ts';
 
 const Slug = z
@@ -263,39 +264,20 @@ export function adminRoutes() {
       const { db, config } = c.get('services');
       const { slug } = c.req.valid('param');
       const body = c.req.valid('json');
-      const tenant = await requireTenant(c.get('services').db, slug);
-      const id = randomUUID();
-      const key = generateApiKey(body.environment);
-      const salt = newSalt();
-      const signingSecret = body.signed ? deriveSigningSecret(config.masterKey, id, salt) : null;
-      await db.transaction().execute(async (trx) => {
-        await insertCredential(trx, {
-          id,
-          tenantId: tenant.id,
-          name: body.name,
-          scopes: body.scopes,
-          keyPrefix: key.prefix,
-          keyHash: key.hash,
-          signingSecrets: signingSecret
-            ? [{ salt, hash: hashSecret(signingSecret), createdAt: new Date().toISOString() }]
-            : [],
-        });
-        await appendAudit(trx, {
-          tenantId: tenant.id,
-          actor: 'admin',
-          action: 'credential.created',
-          subject: `credential/${id}`,
-          details: { name: body.name, scopes: body.scopes, signed: body.signed },
-        });
-      });
+      const tenant = await requireTenant(db, slug);
+      const issued = await db
+        .transaction()
+        .execute((trx) =>
+          issueCredential(trx, config.masterKey, { tenantId: tenant.id, ...body, actor: 'admin' }),
+        );
       return c.json(
         {
-          id,
+          id: issued.id,
           name: body.name,
           scopes: body.scopes,
-          keyPrefix: key.prefix,
-          apiKey: key.apiKey,
-          signingSecret,
+          keyPrefix: issued.keyPrefix,
+          apiKey: issued.apiKey,
+          signingSecret: issued.signingSecret,
         },
         201,
       );
