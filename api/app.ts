@@ -60,11 +60,8 @@ export function createApp(services: Services, options: AppOptions = {}) {
     }),
   );
 
-  app.route('/v1/admin', adminRoutes());
-
-  const tenant = new OpenAPIHono<AppEnv>();
-  tenant.use(
-    '*',
+  app.use(
+    '/v1/*',
     bodyLimit({
       maxSize: services.config.maxBodyBytes,
       onError: () => {
@@ -74,8 +71,11 @@ export function createApp(services: Services, options: AppOptions = {}) {
         );
       },
     }),
-    tenantAuth(),
   );
+  app.route('/v1/admin', adminRoutes());
+
+  const tenant = new OpenAPIHono<AppEnv>();
+  tenant.use('*', tenantAuth());
   tenant.route('/hl7', hl7Routes());
   tenant.route('/messages', messageRoutes());
   tenant.route('/fhir', fhirRoutes());

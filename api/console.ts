@@ -36,7 +36,11 @@ export async function loadConsole(input: {
     throw new Error(`the console is not built (${handlerFile} is missing): run npm run build`);
   const services: ConsoleServices = {
     db: input.db,
-    sessionKey: createHmac('sha256', input.masterKey).update('labrelay-console-session').digest(),
+    // Bound to the admin token too: a new token ends every console session signed in with the old one.
+    sessionKey: createHmac('sha256', input.masterKey)
+      .update('labrelay-console-session|')
+      .update(createHmac('sha256', input.masterKey).update(input.adminToken).digest())
+      .digest(),
     checkAdminToken: (candidate) => isAdminToken(candidate, input.adminToken),
   };
   (globalThis as Record<symbol, unknown>)[Symbol.for('labrelay.console.services')] = services;

@@ -35,6 +35,16 @@ const fhirJson = {
  */
 export function registerTenantRoutes(app: OpenAPIHono<AppEnv>): void {
   const r = app.openAPIRegistry;
+  r.registerComponent('securitySchemes', 'adminToken', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'LABRELAY_ADMIN_TOKEN, for /v1/admin routes',
+  });
+  r.registerComponent('securitySchemes', 'tenantApiKey', {
+    type: 'http',
+    scheme: 'bearer',
+    description: 'A tenant credential API key (lr_live_/lr_test_), for /v1/t routes',
+  });
   r.registerPath({
     method: 'post',
     path: '/v1/t/{slug}/hl7',
@@ -47,6 +57,27 @@ export function registerTenantRoutes(app: OpenAPIHono<AppEnv>): void {
       200: { description: 'MSA|AA', content: hl7Body },
       422: { description: 'MSA|AE', content: hl7Body },
       400: { description: 'MSA|AR', content: hl7Body },
+    },
+  });
+  r.registerPath({
+    method: 'get',
+    path: '/v1/t/{slug}/messages',
+    summary: "The tenant's inbound messages, newest first",
+    description: 'Query: `controlId` (MSH-10), `status`, `limit` (1-500, default 50).',
+    request: { params: z.object({ slug }) },
+    responses: {
+      200: {
+        description: 'Messages',
+        content: {
+          'application/json': {
+            schema: z.object({
+              messages: z.array(
+                z.object({ id: z.string(), status: z.string(), href: z.string() }).passthrough(),
+              ),
+            }),
+          },
+        },
+      },
     },
   });
   r.registerPath({
@@ -138,7 +169,7 @@ export function renderApiReference(document: { paths?: object }) {
       </head>
       <body>
         <h1>${OPENAPI_INFO.info.title} ${OPENAPI_INFO.info.version}</h1>
-        <p>${OPENAPI_INFO.info.description}</p>
+        <p>${withCode(OPENAPI_INFO.info.description)}</p>
         <p>Machine-readable: <a href="/v1/openapi.json">/v1/openapi.json</a> (OpenAPI 3.1).</p>
         ${rows.map(
           ({ method, path, op }) =>
@@ -150,4 +181,10 @@ export function renderApiReference(document: { paths?: object }) {
         )}
       </body>
     </html>`;
+}
+
+/** Escapes text for HTML and shows its `backticked` parts as code. */
+function withCode(text: string) {
+  const escaped = text.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+  return raw(escaped.replace(/`([^`]+)`/g, '<code>$1</code>'));
 }

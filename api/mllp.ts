@@ -160,6 +160,7 @@ async function handleFrame(services: Services, socket: Socket, raw: string): Pro
       raw,
     });
     services.metrics.inboundMessages.inc({ transport: 'mllp', format: 'hl7v2', outcome: 'rejected' });
+    services.logger.info({ transport: 'mllp', remote }, 'MLLP message refused before a tenant was known');
     socket.write(
       frame(
         buildAck(ackTargetFromRaw(raw), 'AR', [{ code: HL7_ERROR.unknownKey, location: 'MSH-4', message }]),
@@ -180,6 +181,7 @@ async function handleFrame(services: Services, socket: Socket, raw: string): Pro
       raw,
     });
     services.metrics.inboundMessages.inc({ transport: 'mllp', format: 'hl7v2', outcome: 'rejected' });
+    services.logger.info({ transport: 'mllp', remote }, 'MLLP message refused before a tenant was known');
     socket.write(
       frame(
         buildAck(ackTargetFromRaw(raw), 'AR', [

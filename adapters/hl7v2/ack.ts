@@ -51,7 +51,7 @@ export function ackTargetOf(msg: Hl7Message): AckTarget {
     controlId: h.field(10).raw,
     triggerEvent: h.get(9, 2),
     processingId: h.get(11) || 'P',
-    version: h.get(12) || '2.5.1',
+    version: acceptableVersion(h.get(12)),
   };
 }
 
@@ -73,8 +73,13 @@ export function ackTargetFromRaw(raw: string): AckTarget {
     controlId: at(10),
     triggerEvent: at(9).split(comp)[1] ?? '',
     processingId: at(11).split(comp)[0] || 'P',
-    version: at(12).split(comp)[0] || '2.5.1',
+    version: acceptableVersion(at(12).split(comp)[0] ?? ''),
   };
+}
+
+/** The sender's version for the ACK's MSH-12 when it is a real one, else 2.5.1. */
+function acceptableVersion(version: string): string {
+  return /^2\.\d(\.\d)?$/.test(version) ? version : '2.5.1';
 }
 
 /** HL7 DTM in UTC, e.g. 20261122143005+0000. */

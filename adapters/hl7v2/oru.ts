@@ -98,6 +98,8 @@ export function oruToResultMessage(msg: Hl7Message): ResultMessage {
     );
   }
 
+  // MSH-7, the time of the message, must be a timestamp when given (it is required from v2.4 on).
+  readTimestamp(msg.header, 7, errors);
   const pid = msg.segment('PID');
   if (!pid) {
     throw new Hl7ContentError([

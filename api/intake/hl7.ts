@@ -74,6 +74,16 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
       raw: input.raw,
     });
     metrics.inboundMessages.inc({ transport: input.transport, format: 'hl7v2', outcome: 'rejected' });
+    // Where and which HL7 error, never the text: reasons can quote a patient's values.
+    services.logger.info(
+      {
+        tenantId: input.tenant.id,
+        transport: input.transport,
+        ack: code,
+        errors: errors.map((e) => `${e.code}@${e.location ?? '-'}`),
+      },
+      'HL7 message refused',
+    );
     return { ack, httpStatus, messageId: null, outcome: 'rejected' };
   };
 

@@ -2,6 +2,7 @@ import type { MiddlewareHandler } from 'hono';
 import { findActiveCredentialByKeyHash } from '../../db/credentials.ts';
 import { findTenantBySlug } from '../../db/tenants.ts';
 import { AppError } from '../errors.ts';
+import { isAdminToken } from './admin-auth.ts';
 import type { AppEnv } from '../env.ts';
 import { deriveSigningSecret, hashSecret, verifySignature } from '../security/keys.ts';
 
@@ -18,7 +19,15 @@ export function tenantAuth(): MiddlewareHandler<AppEnv> {
     const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
     if (!match) throw new AppError('unauthorized', 'an API key is required: Authorization: Bearer {apiKey}');
     const credential = await findActiveCredentialByKeyHash(db, hashSecret(match[1]!));
-    if (!credential) throw new AppError('unauthorized', 'the API key is unknown or has been revoked');
+    if (!credential) {
+      if (isAdminToken(match[1]!, config.adminToken)) {
+        throw new AppError(
+          'unauthorized',
+          'the admin token is for /v1/admin routes; tenant routes take a tenant API key',
+        );
+      }
+      throw new AppError('unauthorized', 'the API key is unknown or has been revoked');
+    }
     const slug = c.req.param('slug');
     if (credential.tenant_slug !== slug)
       throw new AppError('forbidden', `this API key does not belong to tenant ${slug}`);

@@ -76,8 +76,16 @@ export function verifySignature(
   const candidates: string[] = [];
   for (const part of header.split(',')) {
     const [k, v] = part.trim().split('=', 2);
-    if (k === 't' && v && /^\d{1,12}$/.test(v)) timestamp = Number(v);
-    else if (k === 'v1' && v && /^[0-9a-f]{64}$/i.test(v)) candidates.push(v.toLowerCase());
+    if (k === 't') {
+      if (!v || !/^\d{1,16}$/.test(v))
+        return { ok: false, reason: 't must be the time in whole unix seconds' };
+      if (v.length >= 13) return { ok: false, reason: 't looks like milliseconds; it must be unix seconds' };
+      timestamp = Number(v);
+    } else if (k === 'v1') {
+      if (!v || !/^[0-9a-f]{64}$/i.test(v))
+        return { ok: false, reason: 'v1 must be the HMAC-SHA256 as 64 hex digits' };
+      candidates.push(v.toLowerCase());
+    }
   }
   if (timestamp === null || candidates.length === 0) {
     return {
@@ -99,5 +107,11 @@ export function verifySignature(
       if (timingSafeEqual(expected, Buffer.from(candidate, 'hex'))) matched = true;
     }
   }
-  return matched ? { ok: true } : { ok: false, reason: 'the signature does not match the request body' };
+  return matched
+    ? { ok: true }
+    : {
+        ok: false,
+        reason:
+          'the signature does not match the request body: sign "{t}.{exact body bytes}" with the whole signing secret (whsec_ prefix included)',
+      };
 }

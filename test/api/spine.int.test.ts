@@ -318,6 +318,34 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
     expect(((await badIp.json()) as any).error.details[0].path).toBe('mllp.allowIps.0');
   });
 
+  test('messages are listed by control id, and the admin token is told apart from a tenant key', async () => {
+    const listed = await getJson(lr.baseUrl, cred, '/v1/t/stmarys/messages?controlId=CTRL-1');
+    expect(listed.body.messages).toHaveLength(1);
+    expect(listed.body.messages[0]).toMatchObject({
+      controlId: 'CTRL-1',
+      status: 'delivered',
+      messageType: 'ORU^R01',
+    });
+    const status = await getJson(lr.baseUrl, cred, listed.body.messages[0].href);
+    expect(status.body.id).toBe(listed.body.messages[0].id);
+    expect((await getJson(lr.baseUrl, cred, '/v1/t/stmarys/messages?status=lost')).status).toBe(400);
+
+    const withAdminToken = await fetch(`${lr.baseUrl}/v1/t/stmarys/messages`, {
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    });
+    expect(withAdminToken.status).toBe(401);
+    expect(((await withAdminToken.json()) as any).error.message).toContain(
+      'tenant routes take a tenant API key',
+    );
+
+    const hugeAdmin = await fetch(`${lr.baseUrl}/v1/admin/tenants`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ slug: 'huge', name: 'x'.repeat(300 * 1024) }),
+    });
+    expect(hugeAdmin.status).toBe(413);
+  });
+
   test('a revoked key stops working at once', async () => {
     const temp = await createTenantWithCredential(lr.baseUrl, 'stmarys');
     expect(

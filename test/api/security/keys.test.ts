@@ -83,9 +83,18 @@ describe('verifySignature', () => {
     ['empty', '', /header is missing/],
     ['without a timestamp', `v1=${v1}`, /must read t=/],
     ['without a v1', `t=${NOW}`, /must read t=/],
-    ['with the timestamp written as a date', `t=2026-11-18T08:26:40Z,v1=${v1}`, /must read t=/],
-    ['with a short v1', `t=${NOW},v1=${v1.slice(0, 63)}`, /must read t=/],
-    ['with a base64 v1', `t=${NOW},v1=${Buffer.from(v1, 'hex').toString('base64')}`, /must read t=/],
+    [
+      'with the timestamp written as a date',
+      `t=2026-11-18T08:26:40Z,v1=${v1}`,
+      /t must be the time in whole unix seconds/,
+    ],
+    ['with the timestamp in milliseconds', `t=${NOW * 1000},v1=${v1}`, /t looks like milliseconds/],
+    ['with a short v1', `t=${NOW},v1=${v1.slice(0, 63)}`, /v1 must be the HMAC-SHA256 as 64 hex digits/],
+    [
+      'with a base64 v1',
+      `t=${NOW},v1=${Buffer.from(v1, 'hex').toString('base64')}`,
+      /v1 must be the HMAC-SHA256 as 64 hex digits/,
+    ],
     ['with only a v0 scheme', `t=${NOW},v0=${v1}`, /must read t=/],
     ['written Stripe-style with the wrong prefix', `sha256=${v1}`, /must read t=/],
   ])('refuses a header %s', (_what, header, reason) => {
