@@ -189,12 +189,42 @@ export function createActivities({ db, logger }: ActivityDeps) {
         });
       });
     },
+
+    /** Records a report that cannot be processed; its message shows failed with the reason. */
+    async markReportFailed(ref: ReportRef & { reason: string }): Promise<void> {
+      const report = await findReport(db, ref.tenantId, ref.reportId);
+      if (!report) {
+        logger.error(
+          { tenantId: ref.tenantId, reportId: ref.reportId, reason: ref.reason },
+          'a report that does not exist failed',
+        );
+        return;
+      }
+      await db.transaction().execute(async (trx) => {
+        await trx
+          .selectFrom('messages')
+          .select('id')
+          .where('id', '=', report.message_id)
+          .forUpdate()
+          .execute();
+        await setReportStage(trx, ref.tenantId, ref.reportId, REPORT_STAGE.failed);
+        await setMessageStatus(trx, ref.tenantId, report.message_id, MESSAGE_STATUS.failed, ref.reason);
+        await appendAudit(trx, {
+          tenantId: ref.tenantId,
+          actor: 'workflow',
+          action: 'report.failed',
+          subject: `report/${ref.reportId}`,
+          details: { reason: ref.reason },
+        });
+      });
+    },
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 
 function messageStatusOf(stages: string[]): MessageStatus {
+  if (stages.some((s) => s === REPORT_STAGE.failed)) return MESSAGE_STATUS.failed;
   if (stages.every((s) => s === REPORT_STAGE.released)) return MESSAGE_STATUS.delivered;
   if (stages.some((s) => s === REPORT_STAGE.needsReview)) return MESSAGE_STATUS.needsReview;
   return MESSAGE_STATUS.processing;

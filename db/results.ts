@@ -11,6 +11,7 @@ export const REPORT_STAGE = {
   flagged: 'flagged',
   needsReview: 'needs_review',
   released: 'released',
+  failed: 'failed',
 } as const;
 export type ReportStage = (typeof REPORT_STAGE)[keyof typeof REPORT_STAGE];
 

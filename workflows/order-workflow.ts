@@ -1,4 +1,6 @@
 import {
+  ActivityFailure,
+  ApplicationFailure,
   condition,
   defineQuery,
   defineSignal,
@@ -26,6 +28,8 @@ export interface OrderState {
   current: string | null;
   step: 'waiting' | 'reconciling' | 'flagging' | 'release-delay' | 'awaiting-review' | 'releasing';
   released: string[];
+  /** Reports that failed permanently (recorded as failed, with the reason, on the message). */
+  failed: string[];
   final: boolean;
 }
 
@@ -43,7 +47,14 @@ const acts = proxyActivities<Activities>({
  * held for the tenant's release delay, then released to the result API.
  */
 export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderState> {
-  const state: OrderState = { pending: [], current: null, step: 'waiting', released: [], final: false };
+  const state: OrderState = {
+    pending: [],
+    current: null,
+    step: 'waiting',
+    released: [],
+    failed: [],
+    final: false,
+  };
   const seen = new Set<string>();
   const reviews = new Map<string, 'release' | 'reject'>();
   setHandler(resultReceivedSignal, ({ reportId }) => {
@@ -67,39 +78,49 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
     }
     const reportId = state.pending.shift()!;
     state.current = reportId;
-    const report = { tenantId: input.tenantId, reportId };
-
-    state.step = 'reconciling';
-    const patient = await acts.reconcilePatient(report);
-
-    state.step = 'flagging';
-    const flags = await acts.flagReport(report);
-    if (flags.alreadyReleased) {
-      state.released.push(reportId);
-      state.final = flags.final;
-      state.current = null;
-      state.step = 'waiting';
-      continue;
+    try {
+      await processReport(input.tenantId, reportId, state, reviews);
+    } catch (error) {
+      // Transport failures are retried by Temporal without end; only a permanent failure (a report
+      // that cannot be processed as stored) lands here. It is recorded, never left "processing".
+      if (!(error instanceof ActivityFailure)) throw error;
+      const reason = error.cause instanceof ApplicationFailure ? error.cause.message : error.message;
+      await acts.markReportFailed({ tenantId: input.tenantId, reportId, reason });
+      state.failed.push(reportId);
     }
-
-    if (flags.needsReview || patient.needsReview) {
-      state.step = 'awaiting-review';
-      await condition(() => reviews.has(reportId));
-      if (reviews.get(reportId) === 'reject') {
-        state.current = null;
-        continue;
-      }
-    }
-    if (flags.releaseDelaySeconds > 0) {
-      state.step = 'release-delay';
-      await sleep(flags.releaseDelaySeconds * 1000);
-    }
-    state.step = 'releasing';
-    await acts.releaseReport(report);
-    state.released.push(reportId);
-    state.final = flags.final;
     state.current = null;
     state.step = 'waiting';
   }
   return state;
+}
+
+async function processReport(
+  tenantId: string,
+  reportId: string,
+  state: OrderState,
+  reviews: Map<string, 'release' | 'reject'>,
+): Promise<void> {
+  const report = { tenantId, reportId };
+  state.step = 'reconciling';
+  const patient = await acts.reconcilePatient(report);
+
+  state.step = 'flagging';
+  const flags = await acts.flagReport(report);
+  state.final = flags.final;
+  if (flags.alreadyReleased) {
+    state.released.push(reportId);
+    return;
+  }
+  if (flags.needsReview || patient.needsReview) {
+    state.step = 'awaiting-review';
+    await condition(() => reviews.has(reportId));
+    if (reviews.get(reportId) === 'reject') return;
+  }
+  if (flags.releaseDelaySeconds > 0) {
+    state.step = 'release-delay';
+    await sleep(flags.releaseDelaySeconds * 1000);
+  }
+  state.step = 'releasing';
+  await acts.releaseReport(report);
+  state.released.push(reportId);
 }
