@@ -99,6 +99,13 @@ export function registerTenantRoutes(app: OpenAPIHono<AppEnv>): void {
       },
     },
   });
+  r.registerPath({
+    method: 'get',
+    path: '/v1/t/{slug}/fhir/metadata',
+    summary: 'The FHIR CapabilityStatement of the result API',
+    request: { params: z.object({ slug }) },
+    responses: { 200: { description: 'CapabilityStatement', content: fhirJson } },
+  });
   for (const [type, params] of [
     [
       'DiagnosticReport',
@@ -111,7 +118,7 @@ export function registerTenantRoutes(app: OpenAPIHono<AppEnv>): void {
       method: 'get',
       path: `/v1/t/{slug}/fhir/${type}`,
       summary: `Search ${type} (FHIR R4 searchset Bundle)`,
-      description: `Search parameters: ${params}. Only released results are visible. Errors are OperationOutcomes.`,
+      description: `Search parameters: ${params}. Only released results are visible. Unknown parameters answer 400 unless the request says \`Prefer: handling=lenient\`. Errors are OperationOutcomes.`,
       request: { params: z.object({ slug }) },
       responses: { 200: { description: 'searchset Bundle', content: fhirJson } },
     });

@@ -70,6 +70,7 @@ export function fhirRoutes() {
     if (!patient) throw notFound(c, 'Patient');
     return fhirJson(c, toPatient(patientView(patient)));
   });
+  app.get('/metadata', (c) => fhirJson(c, capabilityStatement(c)));
   app.get('/ServiceRequest/:id', requireScope('results:read'), (c) => {
     throw notFound(c, 'ServiceRequest');
   });
@@ -215,10 +216,15 @@ interface Query {
   all(name: string): string[];
 }
 
-/** Reads the query, refusing (400) parameters this search does not support rather than ignoring them silently. */
+/**
+ * Reads the query, refusing (400) parameters this search does not support rather than ignoring them
+ * silently, unless the client asked for `Prefer: handling=lenient` (FHIR R4 search 3.1.1.4).
+ */
 function searchQuery(c: Ctx, supported: string[]): Query {
   const params = c.req.queries();
+  const lenient = /\bhandling\s*=\s*lenient\b/i.test(c.req.header('prefer') ?? '');
   for (const name of Object.keys(params)) {
+    if (lenient) break;
     const base = name.split(':')[0]!;
     if (!supported.includes(name) && !supported.includes(base) && !['_format', '_pretty'].includes(base)) {
       throw new SearchParamError(
@@ -341,5 +347,64 @@ function patientView(p: PatientWithIdentifiers) {
     birthDate: p.birth_date,
     sex: p.sex,
     updatedAt: new Date(p.updated_at),
+  };
+}
+
+/** What this FHIR endpoint can do: https://hl7.org/fhir/R4/capabilitystatement.html */
+function capabilityStatement(c: Ctx): FhirResource {
+  const search = (names: [string, string][]) => names.map(([name, type]) => ({ name, type }));
+  return {
+    resourceType: 'CapabilityStatement',
+    status: 'active',
+    date: '2026-11-22',
+    kind: 'instance',
+    fhirVersion: '4.0.1',
+    format: ['json'],
+    implementation: {
+      description: `LabRelay result API of tenant ${c.get('tenant').slug}`,
+      url: `${new URL(c.req.url).origin}/v1/t/${c.get('tenant').slug}/fhir`,
+    },
+    rest: [
+      {
+        mode: 'server',
+        security: {
+          description: 'Authorization: Bearer {tenant API key} with the results:read / patients:read scope',
+        },
+        resource: [
+          {
+            type: 'DiagnosticReport',
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            searchInclude: ['DiagnosticReport:result', 'DiagnosticReport:subject'],
+            searchParam: search([
+              ['patient', 'reference'],
+              ['patient.identifier', 'token'],
+              ['subject', 'reference'],
+              ['code', 'token'],
+              ['date', 'date'],
+              ['status', 'token'],
+              ['_lastUpdated', 'date'],
+            ]),
+          },
+          {
+            type: 'Observation',
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            searchParam: search([
+              ['patient', 'reference'],
+              ['patient.identifier', 'token'],
+              ['subject', 'reference'],
+              ['code', 'token'],
+            ]),
+          },
+          {
+            type: 'Patient',
+            interaction: [{ code: 'read' }, { code: 'search-type' }],
+            searchParam: search([
+              ['identifier', 'token'],
+              ['_id', 'token'],
+            ]),
+          },
+        ],
+      },
+    ],
   };
 }

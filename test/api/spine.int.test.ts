@@ -346,6 +346,34 @@ describe.each<DatabaseChoice>(['pglite', 'postgres'])('one result end to end on 
     expect(hugeAdmin.status).toBe(413);
   });
 
+  test('the FHIR endpoint states its capabilities and honours lenient handling of unknown parameters', async () => {
+    const metadata = await getJson(lr.baseUrl, cred, '/v1/t/stmarys/fhir/metadata');
+    expect(metadata.body).toMatchObject({
+      resourceType: 'CapabilityStatement',
+      fhirVersion: '4.0.1',
+      kind: 'instance',
+    });
+    expect(metadata.body.rest[0].resource.map((r: { type: string }) => r.type)).toEqual([
+      'DiagnosticReport',
+      'Observation',
+      'Patient',
+    ]);
+    const strict = await getJson(
+      lr.baseUrl,
+      cred,
+      '/v1/t/stmarys/fhir/DiagnosticReport?patient.identifier=MRN123456&foo=bar',
+    );
+    expect(strict.status).toBe(400);
+    const lenient = await fetch(
+      `${lr.baseUrl}/v1/t/stmarys/fhir/DiagnosticReport?patient.identifier=MRN123456&foo=bar`,
+      {
+        headers: { authorization: `Bearer ${cred.apiKey}`, prefer: 'handling=lenient' },
+      },
+    );
+    expect(lenient.status).toBe(200);
+    expect(((await lenient.json()) as any).total).toBeGreaterThan(0);
+  });
+
   test('a revoked key stops working at once', async () => {
     const temp = await createTenantWithCredential(lr.baseUrl, 'stmarys');
     expect(
