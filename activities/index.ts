@@ -2,16 +2,14 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { appendAudit } from '../db/audit.ts';
-import { MESSAGE_STATUS, setMessageStatus, type MessageStatus } from '../db/messages.ts';
 import { addPatientIdentifiers, findPatientsByIdentifiers, insertPatient } from '../db/patients.ts';
 import {
   findObservationsOfReports,
   findReport,
+  moveReport,
   REPORT_STAGE,
-  reportStagesOfMessage,
   saveObservationFlag,
   setReportPatient,
-  setReportStage,
 } from '../db/results.ts';
 import type { Database, Observation } from '../db/schema.ts';
 import { findTenantById } from '../db/tenants.ts';
@@ -64,12 +62,11 @@ export function createActivities({ db, logger }: ActivityDeps) {
         const demographics = report.patient;
         const matches = await findPatientsByIdentifiers(trx, ref.tenantId, demographics.identifiers);
         if (matches.length > 1) {
-          await setReportStage(trx, ref.tenantId, ref.reportId, REPORT_STAGE.needsReview);
-          await setMessageStatus(
+          await moveReport(
             trx,
             ref.tenantId,
-            report.message_id,
-            MESSAGE_STATUS.needsReview,
+            ref.reportId,
+            REPORT_STAGE.needsReview,
             'the identifiers belong to more than one patient',
           );
           await appendAudit(trx, {
@@ -128,22 +125,14 @@ export function createActivities({ db, logger }: ActivityDeps) {
       const held = needsReview || report.stage === REPORT_STAGE.needsReview;
       await db.transaction().execute(async (trx) => {
         for (const { id, flag } of flags) await saveObservationFlag(trx, ref.tenantId, id, flag);
-        await setReportStage(
+        const reasons = flags.flatMap((f) => (f.flag.needsReview ? f.flag.reasons : []));
+        await moveReport(
           trx,
           ref.tenantId,
           ref.reportId,
           held ? REPORT_STAGE.needsReview : REPORT_STAGE.flagged,
+          needsReview ? reasons.join('; ') : undefined,
         );
-        if (needsReview) {
-          const reasons = flags.flatMap((f) => (f.flag.needsReview ? f.flag.reasons : []));
-          await setMessageStatus(
-            trx,
-            ref.tenantId,
-            report.message_id,
-            MESSAGE_STATUS.needsReview,
-            reasons.join('; '),
-          );
-        }
         await appendAudit(trx, {
           tenantId: ref.tenantId,
           actor: 'workflow',
@@ -168,18 +157,9 @@ export function createActivities({ db, logger }: ActivityDeps) {
       const report = await loadReport(ref);
       if (report.stage === REPORT_STAGE.released) return;
       await db.transaction().execute(async (trx) => {
-        // The message row is the lock: reports of one message released together see each other.
-        await trx
-          .selectFrom('messages')
-          .select('id')
-          .where('id', '=', report.message_id)
-          .forUpdate()
-          .execute();
         const current = await findReport(trx, ref.tenantId, ref.reportId);
         if (current?.stage === REPORT_STAGE.released) return;
-        await setReportStage(trx, ref.tenantId, ref.reportId, REPORT_STAGE.released);
-        const stages = await reportStagesOfMessage(trx, ref.tenantId, report.message_id);
-        await setMessageStatus(trx, ref.tenantId, report.message_id, messageStatusOf(stages));
+        await moveReport(trx, ref.tenantId, ref.reportId, REPORT_STAGE.released);
         await appendAudit(trx, {
           tenantId: ref.tenantId,
           actor: 'workflow',
@@ -201,14 +181,7 @@ export function createActivities({ db, logger }: ActivityDeps) {
         return;
       }
       await db.transaction().execute(async (trx) => {
-        await trx
-          .selectFrom('messages')
-          .select('id')
-          .where('id', '=', report.message_id)
-          .forUpdate()
-          .execute();
-        await setReportStage(trx, ref.tenantId, ref.reportId, REPORT_STAGE.failed);
-        await setMessageStatus(trx, ref.tenantId, report.message_id, MESSAGE_STATUS.failed, ref.reason);
+        await moveReport(trx, ref.tenantId, ref.reportId, REPORT_STAGE.failed, ref.reason);
         await appendAudit(trx, {
           tenantId: ref.tenantId,
           actor: 'workflow',
@@ -222,13 +195,6 @@ export function createActivities({ db, logger }: ActivityDeps) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-
-function messageStatusOf(stages: string[]): MessageStatus {
-  if (stages.some((s) => s === REPORT_STAGE.failed)) return MESSAGE_STATUS.failed;
-  if (stages.every((s) => s === REPORT_STAGE.released)) return MESSAGE_STATUS.delivered;
-  if (stages.some((s) => s === REPORT_STAGE.needsReview)) return MESSAGE_STATUS.needsReview;
-  return MESSAGE_STATUS.processing;
-}
 
 function toObservationResult(o: Observation): ObservationResult {
   return {

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { sql, type ExpressionBuilder } from 'kysely';
 import type { ObservationFlag } from '../domain/flags.ts';
 import type { LabReport, PatientDemographics } from '../domain/model.ts';
+import { MESSAGE_STATUS, setMessageStatus, type MessageStatus } from './messages.ts';
 import type { Observation, Report } from './schema.ts';
 import { tenantScope, type Db } from './tenant-scope.ts';
 
@@ -121,19 +122,6 @@ export async function saveObservationFlag(
     .execute();
 }
 
-export async function setReportStage(
-  db: Db,
-  tenantId: string,
-  reportId: string,
-  stage: ReportStage,
-): Promise<void> {
-  await tenantScope(db, tenantId)
-    .updateTable('reports')
-    .set({ stage, updated_at: new Date() })
-    .where('id', '=', reportId)
-    .execute();
-}
-
 export async function setReportPatient(
   db: Db,
   tenantId: string,
@@ -147,18 +135,51 @@ export async function setReportPatient(
     .execute();
 }
 
-/** The stages of every report of a message, to derive the message's status. */
-export async function reportStagesOfMessage(
+/**
+ * Moves a report to `stage` and derives its message's status from the stages of all the message's
+ * reports (one failed: failed; all released: delivered; one held for review: needs_review; else
+ * processing). The message row is locked first, so reports of one message moved together see each
+ * other. `detail` explains the status; without one a status that does not change keeps its detail.
+ */
+export async function moveReport(
   db: Db,
   tenantId: string,
-  messageId: string,
-): Promise<ReportStage[]> {
-  const rows = await tenantScope(db, tenantId)
+  reportId: string,
+  stage: ReportStage,
+  detail?: string,
+): Promise<void> {
+  const scope = tenantScope(db, tenantId);
+  const { message_id: messageId } = await scope
+    .selectFrom('reports')
+    .select('message_id')
+    .where('id', '=', reportId)
+    .executeTakeFirstOrThrow();
+  const message = await scope
+    .selectFrom('messages')
+    .select(['status', 'status_detail'])
+    .where('id', '=', messageId)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+  await scope
+    .updateTable('reports')
+    .set({ stage, updated_at: new Date() })
+    .where('id', '=', reportId)
+    .execute();
+  const stages = await scope
     .selectFrom('reports')
     .select('stage')
     .where('message_id', '=', messageId)
     .execute();
-  return rows.map((r) => r.stage as ReportStage);
+  const status = messageStatusOf(stages.map((r) => r.stage));
+  const statusDetail = detail ?? (status === message.status ? message.status_detail : null);
+  await setMessageStatus(db, tenantId, messageId, status, statusDetail);
+}
+
+function messageStatusOf(stages: string[]): MessageStatus {
+  if (stages.some((s) => s === REPORT_STAGE.failed)) return MESSAGE_STATUS.failed;
+  if (stages.every((s) => s === REPORT_STAGE.released)) return MESSAGE_STATUS.delivered;
+  if (stages.some((s) => s === REPORT_STAGE.needsReview)) return MESSAGE_STATUS.needsReview;
+  return MESSAGE_STATUS.processing;
 }
 
 export interface ReportSearch {
