@@ -11,7 +11,11 @@ import { OPENAPI_INFO, registerTenantRoutes, renderApiReference } from './docs.t
 import { AppError, errorBody, type ErrorCode } from './errors.ts';
 import type { AppEnv, Services } from './env.ts';
 import { tenantAuth } from './middleware/tenant-auth.ts';
+import { ackPageRoutes } from './routes/ack-page.ts';
+import { ackRoutes } from './routes/ack.ts';
+import { adminLifecycleRoutes } from './routes/admin-lifecycle.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { taskRoutes } from './routes/tasks.ts';
 import { fhirRoutes } from './routes/fhir.ts';
 import { hl7Routes } from './routes/hl7.ts';
 import { messageRoutes } from './routes/messages.ts';
@@ -73,12 +77,16 @@ export function createApp(services: Services, options: AppOptions = {}) {
     }),
   );
   app.route('/v1/admin', adminRoutes());
+  app.route('/v1/admin', adminLifecycleRoutes());
+  app.route('/v1/ack', ackRoutes());
+  app.route('/ack', ackPageRoutes());
 
   const tenant = new OpenAPIHono<AppEnv>();
   tenant.use('*', tenantAuth());
   tenant.route('/hl7', hl7Routes());
   tenant.route('/messages', messageRoutes());
   tenant.route('/fhir', fhirRoutes());
+  tenant.route('/', taskRoutes());
   app.route('/v1/t/:slug', tenant);
 
   registerTenantRoutes(app);

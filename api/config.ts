@@ -11,6 +11,10 @@ export interface Config {
   temporalAddress: string | undefined;
   temporalNamespace: string | undefined;
   smtpUrl: string | undefined;
+  /** The From address of LabRelay's e-mails (LABRELAY_MAIL_FROM). */
+  mailFrom: string;
+  /** Where links in e-mails point (LABRELAY_PUBLIC_URL; default http://localhost:PORT). */
+  publicUrl: string;
   /** Temporal task queue override (LABRELAY_TASK_QUEUE); temporal-dev.yml's otherwise. */
   taskQueue: string | undefined;
   masterKey: Buffer;
@@ -45,14 +49,20 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
   const maxBody = Number(env.LABRELAY_MAX_BODY_BYTES || 20 * 1024 * 1024);
   if (!Number.isInteger(maxBody) || maxBody <= 0)
     throw new ConfigError(`LABRELAY_MAX_BODY_BYTES=${env.LABRELAY_MAX_BODY_BYTES} is not a positive integer`);
+  const httpPort = port(env, 'PORT', 8080);
+  const publicUrl = (env.LABRELAY_PUBLIC_URL || `http://localhost:${httpPort}`).replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]+/.test(publicUrl))
+    throw new ConfigError(`LABRELAY_PUBLIC_URL=${publicUrl} is not an http(s) URL`);
   return {
-    port: port(env, 'PORT', 8080),
+    port: httpPort,
     mllpPort: port(env, 'MLLP_PORT', 2575),
     dataDir,
     databaseUrl: env.DATABASE_URL || undefined,
     temporalAddress: env.TEMPORAL_ADDRESS || undefined,
     temporalNamespace: env.TEMPORAL_NAMESPACE || undefined,
     smtpUrl: env.SMTP_URL || undefined,
+    mailFrom: env.LABRELAY_MAIL_FROM || 'LabRelay <labrelay@localhost>',
+    publicUrl,
     taskQueue: env.LABRELAY_TASK_QUEUE || undefined,
     masterKey: await masterKey(env.LABRELAY_MASTER_KEY, dataDir),
     adminToken,

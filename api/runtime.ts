@@ -3,6 +3,7 @@ import path from 'node:path';
 import { serve, type ServerType } from '@hono/node-server';
 import { Runtime, DefaultLogger } from '@temporalio/worker';
 import { pino, type Logger } from 'pino';
+import { createMailer } from '../adapters/mail/mailer.ts';
 import { openDatabase, migrateToLatest, type DatabaseHandle } from '../db/connect.ts';
 import { createApp } from './app.ts';
 import { loadConfig, ConfigError, type Config } from './config.ts';
@@ -62,7 +63,11 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
   const logger =
     options.logger ?? pino({ level: config.logLevel, base: { service: 'labrelay', role: options.role } });
   if (!temporalRuntimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    try {
+      Runtime.install({ logger: new DefaultLogger('WARN') });
+    } catch {
+      // Already installed by the embedding process (a test environment): keep its runtime.
+    }
     temporalRuntimeInstalled = true;
   }
   if (options.role !== 'all' && !config.databaseUrl) {
@@ -116,8 +121,9 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
 
     const client = lazyTemporalClient(target);
     stops.push(() => client.connection.close());
+    let searchAttributes = true;
     if (devServer) await waitForNamespace(client);
-    else await ensureSearchAttributes(client, settings.searchAttributes, logger);
+    else searchAttributes = await ensureSearchAttributes(client, settings.searchAttributes, logger);
 
     const metrics = createMetrics();
     const starter = createWorkflowStarter({
@@ -126,13 +132,22 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
       taskQueue: target.taskQueue,
       logger,
       metrics,
+      searchAttributes,
     });
     const services: Services = { config, db: database.db, logger, starter, metrics, temporal: () => client };
     stops.push(() => starter.drain());
 
     let worker: WorkerHandle | null = null;
     if (options.role !== 'api') {
-      worker = await startWorker(target, { db: database.db, logger });
+      const mailer = createMailer(config.smtpUrl, config.mailFrom);
+      stops.push(async () => mailer.close());
+      worker = await startWorker(target, {
+        db: database.db,
+        logger,
+        mailer,
+        masterKey: config.masterKey,
+        publicUrl: config.publicUrl,
+      });
       stops.push(() => worker!.shutdown());
       worker.running.catch((error: unknown) => {
         logger.fatal({ err: error }, 'the Temporal worker stopped unexpectedly');

@@ -4,7 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { createActivities } from '../activities/index.ts';
+import { createActivities, type ActivityDeps } from '../activities/index.ts';
 import type { Database } from '../db/schema.ts';
 
 export interface TemporalTarget {
@@ -90,7 +90,7 @@ export interface WorkerHandle {
 /** Starts a worker running every LabRelay workflow and the activities, bound to `db`. */
 export async function startWorker(
   target: TemporalTarget,
-  deps: { db: Kysely<Database>; logger: Logger },
+  deps: ActivityDeps,
   extra: Partial<Pick<WorkerOptions, 'workflowBundle' | 'shutdownGraceTime'>> = {},
 ): Promise<WorkerHandle> {
   const tls = tlsOptions(target);
@@ -144,7 +144,7 @@ export async function ensureSearchAttributes(
   client: Client,
   attributes: Record<string, string>,
   logger: Logger,
-): Promise<void> {
+): Promise<boolean> {
   const namespace = client.options.namespace;
   try {
     const existing = await client.connection.withDeadline(Date.now() + 10_000, () =>
@@ -153,7 +153,7 @@ export async function ensureSearchAttributes(
     const missing = Object.entries(attributes).filter(
       ([name]) => !(name in (existing.customAttributes ?? {})),
     );
-    if (missing.length === 0) return;
+    if (missing.length === 0) return true;
     await client.connection.operatorService.addSearchAttributes({
       namespace,
       searchAttributes: Object.fromEntries(
@@ -161,10 +161,12 @@ export async function ensureSearchAttributes(
       ),
     });
     logger.info({ attributes: missing.map(([n]) => n) }, 'registered Temporal search attributes');
+    return true;
   } catch (error) {
     logger.warn(
       { err: error, attributes: Object.keys(attributes) },
-      `could not check or register Temporal search attributes in ${namespace}; make sure they exist (temporal operator search-attribute create)`,
+      `could not check or register Temporal search attributes in ${namespace}; workflows start without them (create them with temporal operator search-attribute create)`,
     );
+    return false;
   }
 }

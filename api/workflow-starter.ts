@@ -26,6 +26,18 @@ export interface WorkflowStarter {
   drain(): Promise<void>;
   /** Runs the relay every `intervalMs` until stopped. */
   runRelay(intervalMs: number): { stop(): Promise<void> };
+  /**
+   * Wakes a workflow after a person's action was committed (a task completed, a critical result
+   * acknowledged). Best effort: the database holds the action and the workflow re-reads it on its
+   * own timer, so a failed signal delays, never loses. With `orderStart`, an order workflow that has
+   * closed is started again to take the signal. Returns whether Temporal took the signal.
+   */
+  wake(
+    workflowId: string,
+    signal: string,
+    args: unknown[],
+    orderStart?: { tenantId: string; orderKey: string },
+  ): Promise<boolean>;
 }
 
 export interface WorkflowStarterDeps {
@@ -34,6 +46,8 @@ export interface WorkflowStarterDeps {
   taskQueue: string;
   logger: Logger;
   metrics: Metrics;
+  /** False when the cluster lacks our search attributes (they could not be registered): start without them. */
+  searchAttributes?: boolean;
   /** How long one start may take before it is left to the relay. */
   startTimeoutMs?: number;
 }
@@ -46,6 +60,15 @@ export interface WorkflowStarterDeps {
 export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarter {
   const { db, logger, metrics } = deps;
   const timeout = deps.startTimeoutMs ?? 10_000;
+  const searchAttributes = (tenantId: string, orderKey: string) =>
+    deps.searchAttributes === false
+      ? {}
+      : {
+          typedSearchAttributes: [
+            { key: TENANT_SEARCH_ATTRIBUTE, value: tenantId },
+            { key: ORDER_KEY_SEARCH_ATTRIBUTE, value: orderKey },
+          ],
+        };
 
   async function startOne(row: InboxRow, source: 'intake' | 'relay'): Promise<boolean> {
     const client = deps.client();
@@ -58,10 +81,7 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
           args: [{ tenantId: row.tenant_id, orderKey: row.order_key }],
           signal: 'resultReceived',
           signalArgs: [{ reportId: row.report_id }],
-          typedSearchAttributes: [
-            { key: TENANT_SEARCH_ATTRIBUTE, value: row.tenant_id },
-            { key: ORDER_KEY_SEARCH_ATTRIBUTE, value: row.order_key },
-          ],
+          ...searchAttributes(row.tenant_id, row.order_key),
         }),
       );
       await db.transaction().execute(async (trx) => {
@@ -143,5 +163,38 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
     };
   }
 
-  return { start, relayOnce, runRelay, drain };
+  async function wake(
+    workflowId: string,
+    signal: string,
+    args: unknown[],
+    orderStart?: { tenantId: string; orderKey: string },
+  ): Promise<boolean> {
+    const client = deps.client();
+    try {
+      if (!client) throw new Error('Temporal is not connected');
+      await client.connection.withDeadline(Date.now() + timeout, async () => {
+        if (orderStart) {
+          await client.workflow.signalWithStart('orderWorkflow', {
+            workflowId,
+            taskQueue: deps.taskQueue,
+            args: [orderStart],
+            signal,
+            signalArgs: args,
+            ...searchAttributes(orderStart.tenantId, orderStart.orderKey),
+          });
+        } else {
+          await client.workflow.getHandle(workflowId).signal(signal, ...args);
+        }
+      });
+      return true;
+    } catch (error) {
+      logger.warn(
+        { err: error, workflowId, signal },
+        'could not signal the workflow; it will re-check on its own timer',
+      );
+      return false;
+    }
+  }
+
+  return { start, relayOnce, runRelay, drain, wake };
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Identifier, PatientDemographics } from '../domain/model.ts';
+import { demographicKey } from '../domain/reconciliation.ts';
 import type { Patient } from './schema.ts';
 import { tenantScope, type Db } from './tenant-scope.ts';
 
@@ -37,6 +38,10 @@ export async function insertPatient(
       given_names: JSON.stringify(demographics.givenNames),
       birth_date: demographics.birthDate,
       sex: demographics.sex,
+      external_id: demographics.externalId ?? null,
+      email: demographics.email ?? null,
+      phone: demographics.phone ?? null,
+      demographic_key: demographicKey(demographics),
     })
     .execute();
   await addPatientIdentifiers(db, tenantId, id, demographics.identifiers);

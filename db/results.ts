@@ -12,6 +12,10 @@ export const REPORT_STAGE = {
   flagged: 'flagged',
   needsReview: 'needs_review',
   released: 'released',
+  /** The same report received before: recorded, not processed again. */
+  duplicate: 'duplicate',
+  /** A reviewer rejected it: never released. */
+  rejected: 'rejected',
   failed: 'failed',
 } as const;
 export type ReportStage = (typeof REPORT_STAGE)[keyof typeof REPORT_STAGE];
@@ -175,9 +179,16 @@ export async function moveReport(
   await setMessageStatus(db, tenantId, messageId, status, statusDetail);
 }
 
+const DONE: string[] = [REPORT_STAGE.released, REPORT_STAGE.duplicate, REPORT_STAGE.rejected];
+
 function messageStatusOf(stages: string[]): MessageStatus {
   if (stages.some((s) => s === REPORT_STAGE.failed)) return MESSAGE_STATUS.failed;
-  if (stages.every((s) => s === REPORT_STAGE.released)) return MESSAGE_STATUS.delivered;
+  if (stages.every((s) => DONE.includes(s))) {
+    // A message whose every report a reviewer rejected delivered nothing.
+    return stages.every((s) => s === REPORT_STAGE.rejected)
+      ? MESSAGE_STATUS.failed
+      : MESSAGE_STATUS.delivered;
+  }
   if (stages.some((s) => s === REPORT_STAGE.needsReview)) return MESSAGE_STATUS.needsReview;
   return MESSAGE_STATUS.processing;
 }

@@ -1,5 +1,9 @@
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { CriticalLimit } from '../domain/critical-values.ts';
+import type { DeltaThreshold } from '../domain/delta-check.ts';
+import type { EscalationPolicy } from '../domain/escalation.ts';
 import type { Coding, PatientDemographics, Practitioner, ReferenceRange } from '../domain/model.ts';
+import type { RoutingDecision, RoutingRuleSet } from '../domain/routing-rules.ts';
 
 /** Timestamps are written as Date (or left to the default) and read back as Date. */
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -10,6 +14,16 @@ type Json<T> = ColumnType<T, string, string>;
 export interface TenantSettings {
   /** Seconds a result waits after flagging before it is released (seed 000 "release delay"). */
   releaseDelaySeconds?: number;
+  /** The tenant's own critical table; the default table (DESIGN.md) when absent. */
+  criticalTable?: CriticalLimit[];
+  /** Who is told of a critical result, in what order, and how long each has to acknowledge. */
+  escalation?: EscalationPolicy;
+  /** Delta-check limits per analyte; the defaults when absent. */
+  deltaThresholds?: DeltaThreshold[];
+  /** Turnaround before an order without its final results is overdue, in minutes. */
+  turnaroundMinutes?: { default: number; byTest?: Record<string, number> };
+  /** Minutes an open task waits before it rises one priority level. */
+  taskAgingMinutes?: number;
 }
 
 export interface TenantsTable {
@@ -98,6 +112,13 @@ export interface PatientsTable {
   given_names: Json<string[]>;
   birth_date: string | null;
   sex: string | null;
+  /** The sender's own patient id (seed 003 `externalPatientID`), unique per tenant. */
+  external_id: string | null;
+  /** No e-mail address: the patient is not notifiable ("no e-mail, no account"). */
+  email: string | null;
+  phone: string | null;
+  /** Normalised family|given|birth date, for demographic matching; null when incomplete. */
+  demographic_key: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -127,8 +148,25 @@ export interface ReportsTable {
   issued_at: NullableTimestamp;
   workflow_id: string;
   stage: string;
+  /** The routing decision and the rule version that made it. */
+  routing: Json<RecordedRoutingDecision> | null;
+  /** Set when this report repeats one already received; it is not processed again. */
+  duplicate_of: string | null;
+  /** The earlier report of the same order and test this one corrects. */
+  replaces: string | null;
+  /** A reviewer's or provider's interpretation, shown to the patient. */
+  interpretation: string | null;
+  reviewed_at: NullableTimestamp;
+  reviewed_by: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+}
+
+export interface RecordedRoutingDecision extends RoutingDecision {
+  /** Version of the tenant's rules that decided; 0 for the built-in defaults. */
+  ruleVersion: number;
+  /** Set when the rules failed to evaluate and a person decides instead. */
+  error?: string;
 }
 
 export interface ObservationsTable {
@@ -150,6 +188,167 @@ export interface ObservationsTable {
   critical: boolean | null;
   flag_reasons: Json<string[]> | null;
   flagged_at: NullableTimestamp;
+  /** Trend against the patient's previous value of the analyte (delta check). */
+  delta: Json<ObservationDelta> | null;
+  /** The value as received, when a reviewer corrected it. */
+  corrected_from: Json<{
+    numeric: number | null;
+    text: string | null;
+    unit: string | null;
+    by: string;
+    at: string;
+  }> | null;
+}
+
+export interface ObservationDelta {
+  previousObservationId: string;
+  previousValue: number;
+  previousAt: string;
+  trend: 'up' | 'down' | 'same' | null;
+  delta: number | null;
+  percent: number | null;
+  exceeded: boolean;
+  reason: string | null;
+}
+
+export interface OrdersTable {
+  id: string;
+  tenant_id: string;
+  order_key: string;
+  workflow_id: string;
+  status: string;
+  patient_id: string | null;
+  code: Json<Coding> | null;
+  ordered_at: NullableTimestamp;
+  due_at: NullableTimestamp;
+  overdue_at: NullableTimestamp;
+  closed_at: NullableTimestamp;
+  /** Every status the order passed through, with when and why. */
+  history: Json<Array<{ status: string; at: string; detail?: string }>>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface TasksTable {
+  id: string;
+  tenant_id: string;
+  dedupe_key: string;
+  kind: string;
+  status: string;
+  /** 0 routine, 1 urgent, 2 stat; an open task rises as it ages. */
+  priority: number;
+  title: string;
+  reason: string;
+  report_id: string | null;
+  critical_result_id: string | null;
+  order_key: string | null;
+  workflow_id: string;
+  payload: Json<Record<string, unknown>>;
+  assignee: string | null;
+  decision: Json<Record<string, unknown>> | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  claimed_at: NullableTimestamp;
+  completed_at: NullableTimestamp;
+  completed_by: string | null;
+}
+
+export interface RoutingRulesTable {
+  tenant_id: string;
+  version: number;
+  rules: Json<RoutingRuleSet>;
+  note: string | null;
+  created_by: string;
+  created_at: Timestamp;
+}
+
+export interface ProvidersTable {
+  id: string;
+  tenant_id: string;
+  external_id: string | null;
+  name: string;
+  email: string | null;
+  /** Escalation roles this provider fills: covering, on_call, lab_director. */
+  roles: Json<string[]>;
+  created_at: Timestamp;
+  disabled_at: NullableTimestamp;
+}
+
+export interface CriticalResultsTable {
+  id: string;
+  tenant_id: string;
+  report_id: string;
+  observation_id: string;
+  patient_id: string | null;
+  workflow_id: string;
+  status: string;
+  step: number;
+  /** The six documented facts (CLSI GP47): finding, time identified, communicator, recipient, time received, method. */
+  finding: string;
+  identified_at: Timestamp;
+  communicator: string | null;
+  recipient: string | null;
+  received_at: NullableTimestamp;
+  method: string | null;
+  patient_contact: Json<{ outcome: string; attempts: number; at: string }> | null;
+  closed_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface CriticalAttemptsTable {
+  id: string;
+  tenant_id: string;
+  critical_result_id: string;
+  /** provider or patient. */
+  target: string;
+  step: number;
+  role: string | null;
+  recipient: string | null;
+  channel: string;
+  outcome: string;
+  detail: string | null;
+  actor: string;
+  at: Timestamp;
+}
+
+export interface AckTokensTable {
+  id: string;
+  tenant_id: string;
+  critical_result_id: string;
+  step: number;
+  recipient: string;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+  created_at: Timestamp;
+}
+
+export interface MailOutboxTable {
+  id: string;
+  tenant_id: string | null;
+  dedupe_key: string;
+  kind: string;
+  to: string;
+  subject: string;
+  text: string;
+  created_at: Timestamp;
+  sent_at: NullableTimestamp;
+  /** smtp, or captured when no SMTP_URL is set (the embedded default shows it in the console). */
+  transport: string | null;
+  error: string | null;
+}
+
+export interface PatientNotificationsTable {
+  id: string;
+  tenant_id: string;
+  patient_id: string | null;
+  report_id: string;
+  kind: string;
+  /** sent, or not_notifiable (no e-mail address), or skipped (the routing decision said no). */
+  status: string;
+  reason: string | null;
+  mail_id: string | null;
+  at: Timestamp;
 }
 
 export interface InboxTable {
@@ -188,6 +387,15 @@ export interface Database {
   observations: ObservationsTable;
   inbox: InboxTable;
   audit_events: AuditEventsTable;
+  orders: OrdersTable;
+  tasks: TasksTable;
+  routing_rules: RoutingRulesTable;
+  providers: ProvidersTable;
+  critical_results: CriticalResultsTable;
+  critical_attempts: CriticalAttemptsTable;
+  ack_tokens: AckTokensTable;
+  mail_outbox: MailOutboxTable;
+  patient_notifications: PatientNotificationsTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;
@@ -198,3 +406,8 @@ export type NewMessage = Insertable<MessagesTable>;
 export type Report = Selectable<ReportsTable>;
 export type Observation = Selectable<ObservationsTable>;
 export type Patient = Selectable<PatientsTable>;
+export type Order = Selectable<OrdersTable>;
+export type Task = Selectable<TasksTable>;
+export type Provider = Selectable<ProvidersTable>;
+export type CriticalResult = Selectable<CriticalResultsTable>;
+export type CriticalAttempt = Selectable<CriticalAttemptsTable>;

@@ -27,6 +27,13 @@ export interface PatientDemographics {
   birthDate: string | null;
   /** FHIR administrative gender: male | female | other | unknown. */
   sex: string | null;
+  /** Our own Patient id, when the sender knows it (a FHIR reference to us, a JSON `patientId`). */
+  internalId?: string | null;
+  /** The sender's own patient id (seed 003 `externalPatientID`). */
+  externalId?: string | null;
+  /** Without one the patient is not notifiable ("no e-mail, no account"). */
+  email?: string | null;
+  phone?: string | null;
 }
 
 export interface Practitioner {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import {
   freePort,
   type DevServer,
 } from '../api/temporal-dev.ts';
+import { createMailer } from '../adapters/mail/mailer.ts';
 import { startWorker, type WorkerHandle } from '../api/temporal.ts';
 import type { OrderState } from '../workflows/order-workflow.ts';
 import { basicMetabolicPanel } from './fixtures/hl7.ts';
@@ -105,7 +107,9 @@ describe('durability', () => {
     const handle = client.workflow.getHandle(workflowId);
     await eventually(
       async () =>
-        (await handle.query<OrderState>('orderState')).step === 'release-delay' ? true : undefined,
+        Object.values((await handle.query<OrderState>('orderState')).reports).includes('release-delay')
+          ? true
+          : undefined,
       60_000,
       'the workflow to reach its release delay',
     );
@@ -195,7 +199,13 @@ describe('durability', () => {
     server = await startTemporalDevServer({ settings, dbFile, port });
     const worker: WorkerHandle = await startWorker(
       { address, namespace: settings.namespace, taskQueue: env.LABRELAY_TASK_QUEUE! },
-      { db, logger: pino({ level: 'silent' }) },
+      {
+        db,
+        logger: pino({ level: 'silent' }),
+        mailer: createMailer(undefined, 'test@localhost'),
+        masterKey: randomBytes(32),
+        publicUrl: 'http://localhost',
+      },
     );
     cleanups.push(() => worker.shutdown());
     const done = await waitForMessageStatus(api.baseUrl, cred, messageId, 'delivered', 90_000);

@@ -5,17 +5,24 @@ import {
   defineQuery,
   defineSignal,
   log,
+  ParentClosePolicy,
   proxyActivities,
   setHandler,
   sleep,
+  startChild,
+  workflowInfo,
 } from '@temporalio/workflow';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.ts';
+import type { CriticalStart } from '../activities/orders.ts';
+import { criticalResultWorkflow } from './critical-result-workflow.ts';
 
 /** Sent for every stored report of this order; the same report twice is processed once. */
 export const resultReceivedSignal = defineSignal<[{ reportId: string }]>('resultReceived');
-/** Sent when a person has reviewed a report that needed it (unit not convertible, ambiguous patient). */
-export const reviewCompletedSignal =
-  defineSignal<[{ reportId: string; decision: 'release' | 'reject' }]>('reviewCompleted');
+/** Wakes the workflow when a person completes one of its tasks (the task row holds the decision). */
+export const taskCompletedSignal = defineSignal<[{ taskId: string }]>('taskCompleted');
+/** A provider added an interpretation to a released report: the patient is told. */
+export const interpretationAddedSignal = defineSignal<[{ reportId: string }]>('interpretationAdded');
 export const orderStateQuery = defineQuery<OrderState>('orderState');
 
 export interface OrderWorkflowInput {
@@ -23,14 +30,31 @@ export interface OrderWorkflowInput {
   orderKey: string;
 }
 
+export type ReportStep =
+  | 'reconciling'
+  | 'awaiting-patient-match'
+  | 'checking-duplicates'
+  | 'flagging'
+  | 'routing'
+  | 'awaiting-review'
+  | 'release-delay'
+  | 'releasing'
+  | 'notifying-patient'
+  | 'done';
+
 export interface OrderState {
-  pending: string[];
-  current: string | null;
-  step: 'waiting' | 'reconciling' | 'flagging' | 'release-delay' | 'awaiting-review' | 'releasing';
+  /** Reports being processed, and where each is. */
+  reports: Record<string, ReportStep>;
   released: string[];
   /** Reports that failed permanently (recorded as failed, with the reason, on the message). */
   failed: string[];
+  duplicates: string[];
+  rejected: string[];
+  /** Critical-result workflows started for this order's results. */
+  criticalWorkflows: string[];
   final: boolean;
+  cancelled: boolean;
+  overdue: boolean;
 }
 
 /** How long an order that has only partial results stays open for the rest of them. */
@@ -42,85 +66,228 @@ const acts = proxyActivities<Activities>({
 });
 
 /**
- * One order, from its first result to its final one: each report is reconciled to a patient, its
- * results flagged (reference ranges, critical table), held for review when a person must look,
- * held for the tenant's release delay, then released to the result API.
+ * One order from its first result (or the order itself) to closure: each report is reconciled to a
+ * patient, checked for duplicates, flagged, routed by the tenant's rules, held for review when a
+ * person must look, held for the release delay, released, and the patient told. Critical values
+ * start a critical-result workflow each, at once. Reports of one order run side by side, so one
+ * waiting for review never holds up another. An order without its final results by the turnaround
+ * time raises an overdue task.
  */
 export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderState> {
+  const { tenantId, orderKey } = input;
   const state: OrderState = {
-    pending: [],
-    current: null,
-    step: 'waiting',
+    reports: {},
     released: [],
     failed: [],
+    duplicates: [],
+    rejected: [],
+    criticalWorkflows: [],
     final: false,
+    cancelled: false,
+    overdue: false,
   };
   const seen = new Set<string>();
-  const reviews = new Map<string, 'release' | 'reject'>();
+  const pending: string[] = [];
+  const interpretations: string[] = [];
+  const completedTasks = new Set<string>();
+  let inFlight = 0;
+
   setHandler(resultReceivedSignal, ({ reportId }) => {
     if (seen.has(reportId)) return;
     seen.add(reportId);
-    state.pending.push(reportId);
+    pending.push(reportId);
   });
-  setHandler(reviewCompletedSignal, ({ reportId, decision }) => {
-    reviews.set(reportId, decision);
+  setHandler(taskCompletedSignal, ({ taskId }) => {
+    completedTasks.add(taskId);
+  });
+  setHandler(interpretationAddedSignal, ({ reportId }) => {
+    interpretations.push(reportId);
   });
   setHandler(orderStateQuery, () => state);
 
-  for (;;) {
-    if (state.pending.length === 0) {
-      if (state.final) break;
-      const more = await condition(() => state.pending.length > 0, ORDER_OPEN_FOR);
-      if (!more) {
-        log.info('order closed without a final result', { orderKey: input.orderKey });
-        break;
+  const { workflowId } = workflowInfo();
+  const opened = await acts.openOrder({ tenantId, orderKey, workflowId, firstReportId: pending[0] ?? null });
+  state.final = opened.final;
+
+  /** Waits for a person to complete a task; the task ages (rises in priority) while it waits. */
+  async function waitForTask(taskId: string, agingMinutes: number) {
+    for (;;) {
+      const woken = await condition(() => completedTasks.has(taskId), `${agingMinutes} minutes`);
+      const check = await acts.checkTask({ tenantId, taskId, agingMinutes });
+      if (check.status === 'completed' || check.status === 'cancelled') return check;
+      if (woken) completedTasks.delete(taskId);
+    }
+  }
+
+  async function startCriticalWorkflows(critical: CriticalStart[]) {
+    for (const c of critical) {
+      try {
+        await startChild(criticalResultWorkflow, {
+          workflowId: c.workflowId,
+          args: [{ tenantId, criticalResultId: c.criticalResultId }],
+          // The critical loop outlives the order: closing the order must never cut it short.
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+        });
+      } catch (error) {
+        // Already running (a report processed again after a worker crash): that loop goes on.
+        if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+      }
+      state.criticalWorkflows.push(c.workflowId);
+    }
+  }
+
+  async function processReport(reportId: string): Promise<void> {
+    const ref = { tenantId, reportId };
+    state.reports[reportId] = 'reconciling';
+    const patient = await acts.reconcilePatient(ref);
+    if (patient.matchTaskId) {
+      state.reports[reportId] = 'awaiting-patient-match';
+      await waitForTask(patient.matchTaskId, 60);
+      const match = await acts.applyPatientMatch({ ...ref, taskId: patient.matchTaskId });
+      if (match.rejected) {
+        state.rejected.push(reportId);
+        return;
       }
     }
-    const reportId = state.pending.shift()!;
-    state.current = reportId;
-    try {
-      await processReport(input.tenantId, reportId, state, reviews);
-    } catch (error) {
-      // Transport failures are retried by Temporal without end; only a permanent failure (a report
-      // that cannot be processed as stored) lands here. It is recorded, never left "processing".
-      if (!(error instanceof ActivityFailure)) throw error;
-      const reason = error.cause instanceof ApplicationFailure ? error.cause.message : error.message;
-      await acts.markReportFailed({ tenantId: input.tenantId, reportId, reason });
-      state.failed.push(reportId);
+
+    state.reports[reportId] = 'checking-duplicates';
+    const duplicate = await acts.detectDuplicate(ref);
+    if (duplicate.duplicateOf) {
+      state.duplicates.push(reportId);
+      return;
     }
-    state.current = null;
-    state.step = 'waiting';
-  }
-  return state;
-}
+    if (duplicate.replaces)
+      await acts.setOrderStatus({
+        tenantId,
+        orderKey,
+        status: 'corrected',
+        detail: `report ${reportId} corrects an earlier one`,
+      });
 
-async function processReport(
-  tenantId: string,
-  reportId: string,
-  state: OrderState,
-  reviews: Map<string, 'release' | 'reject'>,
-): Promise<void> {
-  const report = { tenantId, reportId };
-  state.step = 'reconciling';
-  const patient = await acts.reconcilePatient(report);
+    state.reports[reportId] = 'flagging';
+    const flags = await acts.flagReport(ref);
+    if (flags.alreadyReleased) {
+      state.released.push(reportId);
+      return;
+    }
+    state.final = state.final || flags.final;
+    // The provider is told of a critical value at once, before any review or release delay.
+    await startCriticalWorkflows(flags.critical);
+    if (flags.cancelled) {
+      state.cancelled = true;
+      await acts.setOrderStatus({
+        tenantId,
+        orderKey,
+        status: 'cancelled',
+        detail: 'the lab cancelled the order',
+      });
+    } else {
+      await acts.setOrderStatus({ tenantId, orderKey, status: flags.final ? 'final' : 'partial' });
+    }
 
-  state.step = 'flagging';
-  const flags = await acts.flagReport(report);
-  state.final = flags.final;
-  if (flags.alreadyReleased) {
+    state.reports[reportId] = 'routing';
+    const routing = await acts.decideRouting(ref);
+    const reasons = [...flags.reasons];
+    if (routing.error) reasons.push(`the routing rules failed: ${routing.error}`);
+    else if (routing.reviewRequired) reasons.push('the routing rules require review');
+    if (duplicate.unmarkedChange) reasons.push('a final report was sent again with different values');
+
+    let reviewed = false;
+    if (reasons.length > 0) {
+      state.reports[reportId] = 'awaiting-review';
+      const priority = routing.priority === 'stat' ? 2 : routing.priority === 'urgent' ? 1 : 0;
+      const task = await acts.openReviewTask({ ...ref, reasons, priority });
+      await waitForTask(task.taskId, task.agingMinutes);
+      const review = await acts.applyReview({ ...ref, taskId: task.taskId });
+      await startCriticalWorkflows(review.critical);
+      if (review.decision === 'reject') {
+        state.rejected.push(reportId);
+        return;
+      }
+      reviewed = true;
+      await acts.setOrderStatus({ tenantId, orderKey, status: 'reviewed' });
+    }
+
+    if (routing.releaseDelaySeconds > 0) {
+      state.reports[reportId] = 'release-delay';
+      await sleep(routing.releaseDelaySeconds * 1000);
+    }
+    state.reports[reportId] = 'releasing';
+    await acts.releaseReport(ref);
     state.released.push(reportId);
-    return;
+    await acts.setOrderStatus({ tenantId, orderKey, status: 'delivered' });
+
+    if (routing.notifyPatient) {
+      state.reports[reportId] = 'notifying-patient';
+      const told = await acts.notifyPatient({
+        tenantId,
+        reportId,
+        kind: reviewed ? 'reviewed' : 'available',
+      });
+      if (told.status === 'sent') await acts.setOrderStatus({ tenantId, orderKey, status: 'notified' });
+    }
   }
-  if (flags.needsReview || patient.needsReview) {
-    state.step = 'awaiting-review';
-    await condition(() => reviews.has(reportId));
-    if (reviews.get(reportId) === 'reject') return;
+
+  function run(reportId: string, work: () => Promise<void>) {
+    inFlight += 1;
+    void (async () => {
+      try {
+        await work();
+      } catch (error) {
+        // Transport failures are retried by Temporal without end; only a permanent failure (a
+        // report that cannot be processed as stored) lands here. It is recorded, never left hanging.
+        if (!(error instanceof ActivityFailure)) throw error;
+        const reason = error.cause instanceof ApplicationFailure ? error.cause.message : error.message;
+        await acts.markReportFailed({ tenantId, reportId, reason });
+        state.failed.push(reportId);
+      } finally {
+        state.reports[reportId] = 'done';
+        inFlight -= 1;
+      }
+    })();
   }
-  if (flags.releaseDelaySeconds > 0) {
-    state.step = 'release-delay';
-    await sleep(flags.releaseDelaySeconds * 1000);
+
+  if (opened.dueInMs !== null) {
+    const dueInMs = opened.dueInMs;
+    void (async () => {
+      const arrived = await condition(() => state.final || state.cancelled, dueInMs);
+      if (!arrived) {
+        state.overdue = true;
+        await acts.markOrderOverdue({ tenantId, orderKey, workflowId });
+      }
+    })();
   }
-  state.step = 'releasing';
-  await acts.releaseReport(report);
-  state.released.push(reportId);
+
+  for (;;) {
+    const work = await condition(
+      () =>
+        pending.length > 0 ||
+        interpretations.length > 0 ||
+        (inFlight === 0 && (state.final || state.cancelled)),
+      ORDER_OPEN_FOR,
+    );
+    if (!work && inFlight === 0) {
+      log.info('order closed without a final result', { orderKey });
+      break;
+    }
+    while (pending.length > 0) {
+      const reportId = pending.shift()!;
+      run(reportId, () => processReport(reportId));
+    }
+    while (interpretations.length > 0) {
+      const reportId = interpretations.shift()!;
+      run(reportId, async () => {
+        await acts.notifyPatient({ tenantId, reportId, kind: 'interpreted' });
+      });
+    }
+    if (
+      inFlight === 0 &&
+      pending.length === 0 &&
+      interpretations.length === 0 &&
+      (state.final || state.cancelled)
+    )
+      break;
+  }
+  if (!state.cancelled) await acts.setOrderStatus({ tenantId, orderKey, status: 'closed' });
+  return state;
 }

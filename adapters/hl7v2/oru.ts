@@ -180,7 +180,26 @@ function readPatient(pid: Hl7Segment, errors: AckError[]): PatientDemographics {
     givenNames: [name.component(2), name.component(3)].filter((g) => g !== ''),
     birthDate,
     sex: lookup(SEX, pid.get(8).toUpperCase()) ?? null,
+    ...readContact(pid),
   };
+}
+
+/**
+ * PID-13 (home phone/e-mail, XTN): an e-mail is XTN-4 (use code NET, or any value with an @); a phone
+ * is XTN-1 (2.3) or XTN-5/6/7 (country, area, local number).
+ */
+function readContact(pid: Hl7Segment): { email: string | null; phone: string | null } {
+  let email: string | null = null;
+  let phone: string | null = null;
+  for (const xtn of pid.repetitions(13)) {
+    const address = xtn.component(4).trim();
+    if (!email && address.includes('@')) email = address;
+    const number =
+      [xtn.component(5), xtn.component(6), xtn.component(7)].filter(Boolean).join(' ') ||
+      (xtn.component(1).includes('@') ? '' : xtn.component(1));
+    if (!phone && number.trim() && xtn.component(2) !== 'NET') phone = number.trim();
+  }
+  return { email, phone };
 }
 
 const SEX: Record<string, string> = {

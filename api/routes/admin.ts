@@ -22,6 +22,11 @@ const Slug = z
   )
   .openapi({ example: 'st-marys' });
 const TenantBody = z.object({ slug: Slug, name: z.string().trim().min(1).max(200) }).openapi('NewTenant');
+const Minutes = z
+  .number()
+  .int()
+  .min(1)
+  .max(7 * 24 * 60);
 const TenantSettings = z
   .object({
     releaseDelaySeconds: z
@@ -31,6 +36,78 @@ const TenantSettings = z
       .max(7 * 24 * 3600)
       .optional()
       .openapi({ description: 'Seconds a flagged result is held before release.' }),
+    criticalTable: z
+      .array(
+        z
+          .object({
+            loinc: z.string().trim().min(1),
+            name: z.string().trim().min(1),
+            low: z.number().nullable(),
+            high: z.number().nullable(),
+            unit: z.string().trim().min(1).openapi({ description: 'UCUM unit the limits are in.' }),
+            molecularWeight: z.number().positive().optional(),
+            charge: z.number().int().positive().optional(),
+          })
+          .strict()
+          .refine((l) => l.low !== null || l.high !== null, 'a critical limit needs a low or a high bound'),
+      )
+      .max(500)
+      .optional()
+      .openapi({ description: "The tenant's critical table; the default table (DESIGN.md) when absent." }),
+    escalation: z
+      .object({
+        steps: z
+          .array(
+            z
+              .object({
+                role: z.enum(['ordering', 'covering', 'on_call', 'lab_director']),
+                timeoutMinutes: Minutes,
+              })
+              .strict(),
+          )
+          .min(1)
+          .max(10),
+        patientContactAttempts: z.number().int().min(1).max(10),
+        ackLinkHours: z
+          .number()
+          .int()
+          .min(1)
+          .max(24 * 14),
+      })
+      .strict()
+      .optional()
+      .openapi({
+        description:
+          'Critical-result escalation chain (default: ordering, covering, on-call, lab director; 15 minutes each).',
+      }),
+    deltaThresholds: z
+      .array(
+        z
+          .object({
+            code: z.string().trim().min(1),
+            unit: z.string().trim().min(1),
+            absolute: z.number().positive().optional(),
+            percent: z.number().positive().optional(),
+            withinHours: z.number().positive().optional(),
+          })
+          .strict()
+          .refine(
+            (t) => t.absolute !== undefined || t.percent !== undefined,
+            'give an absolute or a percent limit',
+          ),
+      )
+      .max(500)
+      .optional(),
+    turnaroundMinutes: z
+      .object({ default: Minutes, byTest: z.record(z.string(), Minutes).optional() })
+      .strict()
+      .optional()
+      .openapi({
+        description: 'Minutes from order to final results before an overdue alert (default 1440).',
+      }),
+    taskAgingMinutes: Minutes.optional().openapi({
+      description: 'Minutes an open task waits before it rises one priority level (default 240).',
+    }),
   })
   .strict();
 const TenantPatch = z

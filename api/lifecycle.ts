@@ -1,0 +1,387 @@
+import { appendAudit } from '../db/audit.ts';
+import {
+  findCriticalResult,
+  listCriticalAttempts,
+  recordCriticalAttempt,
+  updateCriticalResult,
+} from '../db/critical-results.ts';
+import { findPatients } from '../db/patients.ts';
+import { findObservationsOfReports, findReport, REPORT_STAGE } from '../db/results.ts';
+import type { Task, Tenant } from '../db/schema.ts';
+import { lockTask, updateTask } from '../db/tasks.ts';
+import { verifyAckToken } from '../domain/ack-link.ts';
+import { CRITICAL_STATUS, type PatientContactOutcome } from '../domain/escalation.ts';
+import { checkReadBack } from '../domain/read-back.ts';
+import { REVIEW_DECISION, TASK_KIND, TASK_STATUS, type ReviewDecision } from '../domain/tasks.ts';
+import { AppError } from './errors.ts';
+import type { Services } from './env.ts';
+
+/**
+ * What people do to workflows, shared by the tenant API and the console: each action is checked,
+ * committed with its audit event, and only then signalled to the waiting workflow (which re-reads
+ * the database, so a lost signal delays and never loses the action).
+ */
+
+export type TaskDecision =
+  | {
+      decision: ReviewDecision;
+      corrections?: { observationId: string; value: number | string; unit?: string | null }[];
+      interpretation?: string | null;
+      comment?: string | null;
+    }
+  | { decision: 'match'; patientId: string; comment?: string | null }
+  | { decision: 'new' | 'reject' | 'acknowledge'; comment?: string | null };
+
+const OPEN: string[] = [TASK_STATUS.open, TASK_STATUS.claimed];
+
+async function signalTask(services: Services, task: Task) {
+  await services.starter.wake(task.workflow_id, 'taskCompleted', [{ taskId: task.id }]);
+}
+
+/** Claims an open task for `actor`; a task claimed by someone else must be reassigned first. */
+export async function claimTask(
+  services: Services,
+  tenant: Tenant,
+  taskId: string,
+  actor: string,
+): Promise<Task> {
+  return services.db.transaction().execute(async (trx) => {
+    const task = await lockTask(trx, tenant.id, taskId);
+    if (!task) throw new AppError('not_found', `tenant ${tenant.slug} has no task ${taskId}`);
+    if (!OPEN.includes(task.status))
+      throw new AppError('conflict', `task ${taskId} is already ${task.status}`);
+    if (task.status === TASK_STATUS.claimed && task.assignee !== actor)
+      throw new AppError('conflict', `task ${taskId} is claimed by ${task.assignee}; reassign it first`);
+    const claimed = await updateTask(trx, tenant.id, taskId, {
+      status: TASK_STATUS.claimed,
+      assignee: actor,
+      claimedAt: new Date(),
+    });
+    await appendAudit(trx, { tenantId: tenant.id, actor, action: 'task.claimed', subject: `task/${taskId}` });
+    return claimed;
+  });
+}
+
+/** Hands an open task to someone else (or back to the queue with `assignee` null). */
+export async function reassignTask(
+  services: Services,
+  tenant: Tenant,
+  taskId: string,
+  assignee: string | null,
+  actor: string,
+): Promise<Task> {
+  return services.db.transaction().execute(async (trx) => {
+    const task = await lockTask(trx, tenant.id, taskId);
+    if (!task) throw new AppError('not_found', `tenant ${tenant.slug} has no task ${taskId}`);
+    if (!OPEN.includes(task.status))
+      throw new AppError('conflict', `task ${taskId} is already ${task.status}`);
+    const updated = await updateTask(trx, tenant.id, taskId, {
+      status: assignee ? TASK_STATUS.claimed : TASK_STATUS.open,
+      assignee,
+      claimedAt: assignee ? new Date() : null,
+    });
+    await appendAudit(trx, {
+      tenantId: tenant.id,
+      actor,
+      action: 'task.reassigned',
+      subject: `task/${taskId}`,
+      details: { from: task.assignee, to: assignee },
+    });
+    return updated;
+  });
+}
+
+/**
+ * Completes a task with a decision fit for its kind: a review is approved, corrected (values of
+ * the report's own results) or rejected; a patient match names one of the tenant's patients, a new
+ * patient, or a rejection; an overdue alert is acknowledged. Critical-result tasks close with
+ * their workflow and cannot be completed by hand.
+ */
+export async function completeTask(
+  services: Services,
+  tenant: Tenant,
+  taskId: string,
+  decision: TaskDecision,
+  actor: string,
+): Promise<Task> {
+  const completed = await services.db.transaction().execute(async (trx) => {
+    const task = await lockTask(trx, tenant.id, taskId);
+    if (!task) throw new AppError('not_found', `tenant ${tenant.slug} has no task ${taskId}`);
+    if (!OPEN.includes(task.status))
+      throw new AppError('conflict', `task ${taskId} is already ${task.status}`);
+    if (task.status === TASK_STATUS.claimed && task.assignee !== actor)
+      throw new AppError('conflict', `task ${taskId} is claimed by ${task.assignee}`);
+    const allowed: Record<string, string[]> = {
+      [TASK_KIND.reviewResult]: Object.values(REVIEW_DECISION),
+      [TASK_KIND.matchPatient]: ['match', 'new', 'reject'],
+      [TASK_KIND.orderOverdue]: ['acknowledge'],
+    };
+    const options = allowed[task.kind];
+    if (!options)
+      throw new AppError(
+        'conflict',
+        `a ${task.kind} task closes on its own when the critical result's loop does (acknowledge it, record patient contacts)`,
+      );
+    if (!options.includes(decision.decision))
+      throw new AppError('invalid_request', `a ${task.kind} task takes decision ${options.join(', ')}`, [
+        { path: 'decision', message: `expected one of ${options.join(', ')}` },
+      ]);
+    if (decision.decision === 'match') {
+      const [patient] = await findPatients(trx, tenant.id, [decision.patientId]);
+      if (!patient)
+        throw new AppError('invalid_request', `tenant ${tenant.slug} has no patient ${decision.patientId}`, [
+          { path: 'patientId', message: 'not a patient of this tenant' },
+        ]);
+    }
+    if (decision.decision === REVIEW_DECISION.correct) {
+      const corrections = 'corrections' in decision ? (decision.corrections ?? []) : [];
+      if (corrections.length === 0)
+        throw new AppError(
+          'invalid_request',
+          'a correction names at least one result and its corrected value',
+          [{ path: 'corrections', message: 'required for decision correct' }],
+        );
+      const observations = task.report_id
+        ? await findObservationsOfReports(trx, tenant.id, [task.report_id])
+        : [];
+      const unknown = corrections.filter((c) => !observations.some((o) => o.id === c.observationId));
+      if (unknown.length > 0)
+        throw new AppError(
+          'invalid_request',
+          `results ${unknown.map((u) => u.observationId).join(', ')} are not part of this report`,
+          unknown.map((_, i) => ({
+            path: `corrections[${i}].observationId`,
+            message: 'not a result of this report',
+          })),
+        );
+    }
+    const done = await updateTask(trx, tenant.id, taskId, {
+      status: TASK_STATUS.completed,
+      decision: { ...decision },
+      completedAt: new Date(),
+      completedBy: actor,
+      assignee: task.assignee ?? actor,
+    });
+    await appendAudit(trx, {
+      tenantId: tenant.id,
+      actor,
+      action: 'task.completed',
+      subject: `task/${taskId}`,
+      details: { kind: task.kind, decision: decision.decision, reportId: task.report_id },
+    });
+    return done;
+  });
+  await signalTask(services, completed);
+  return completed;
+}
+
+/** What the acknowledgement page shows before the provider reads back (nothing that answers it). */
+export async function describeAckLink(services: Services, token: string) {
+  const { row, ack } = await resolveAckToken(services, token);
+  const report = await findReport(services.db, row.tenant_id, row.report_id);
+  return {
+    test: report?.code.display ?? report?.code.code ?? null,
+    identifiedAt: row.identified_at.toISOString(),
+    recipient: ack.recipient,
+    expiresAt: ack.expires_at.toISOString(),
+    acknowledged: row.status === CRITICAL_STATUS.acknowledged || row.status === CRITICAL_STATUS.closed,
+    used: ack.used_at !== null,
+  };
+}
+
+async function resolveAckToken(services: Services, token: string) {
+  const verified = verifyAckToken(services.config.masterKey, token, Date.now() / 1000);
+  if (!verified.ok) {
+    if (verified.reason === 'expired')
+      throw new AppError('forbidden', 'this acknowledgement link has expired; acknowledge from the console');
+    throw new AppError('not_found', 'this acknowledgement link is not valid');
+  }
+  const ack = await services.db
+    .selectFrom('ack_tokens')
+    .selectAll()
+    .where('id', '=', verified.claims.tokenId)
+    .executeTakeFirst();
+  if (!ack) throw new AppError('not_found', 'this acknowledgement link is not valid');
+  const row = await findCriticalResult(services.db, ack.tenant_id, ack.critical_result_id);
+  if (!row) throw new AppError('not_found', 'this acknowledgement link is not valid');
+  return { ack, row };
+}
+
+/**
+ * A provider acknowledges a critical result from the e-mailed link, reading back the value and the
+ * patient's identifier (CLSI GP47). A mismatch is refused and the link stays usable; a match uses
+ * the link up, records the documented facts and wakes the critical-result workflow.
+ */
+export async function acknowledgeCriticalResult(
+  services: Services,
+  token: string,
+  readBack: { value: string; patientIdentifier: string },
+): Promise<{ criticalResultId: string; acknowledgedAt: string }> {
+  const { ack, row } = await resolveAckToken(services, token);
+  const observation = (await findObservationsOfReports(services.db, row.tenant_id, [row.report_id])).find(
+    (o) => o.id === row.observation_id,
+  );
+  const [patient] = row.patient_id ? await findPatients(services.db, row.tenant_id, [row.patient_id]) : [];
+  const outcome = checkReadBack(
+    {
+      value: observation?.value_numeric ?? null,
+      text: observation?.value_text ?? null,
+      unit: observation?.unit ?? null,
+      patientIdentifiers: patient?.identifiers.map((i) => i.value) ?? [],
+      birthDate: patient?.birth_date ?? null,
+      familyName: patient?.family_name ?? null,
+    },
+    readBack,
+  );
+  const at = new Date();
+  const result = await services.db.transaction().execute(async (trx) => {
+    const current = await trx
+      .selectFrom('ack_tokens')
+      .selectAll()
+      .where('id', '=', ack.id)
+      .forUpdate()
+      .executeTakeFirstOrThrow();
+    if (current.used_at) throw new AppError('conflict', 'this acknowledgement link has already been used');
+    const locked = await findCriticalResult(trx, row.tenant_id, row.id, { lock: true });
+    if (locked?.status === CRITICAL_STATUS.acknowledged || locked?.status === CRITICAL_STATUS.closed)
+      throw new AppError('conflict', `this critical result was already acknowledged by ${locked.recipient}`);
+    await recordCriticalAttempt(trx, {
+      tenantId: row.tenant_id,
+      criticalResultId: row.id,
+      target: 'provider',
+      step: ack.step,
+      role: null,
+      recipient: ack.recipient,
+      channel: 'email',
+      outcome: outcome.ok ? 'acknowledged' : 'read_back_refused',
+      detail: outcome.ok ? 'read-back confirmed' : outcome.message,
+      actor: ack.recipient,
+    });
+    if (!outcome.ok) {
+      await appendAudit(trx, {
+        tenantId: row.tenant_id,
+        actor: ack.recipient,
+        action: 'critical.read_back_refused',
+        subject: `critical-result/${row.id}`,
+        details: { mismatches: outcome.mismatches },
+      });
+      return outcome;
+    }
+    await trx.updateTable('ack_tokens').set({ used_at: at }).where('id', '=', ack.id).execute();
+    await updateCriticalResult(trx, row.tenant_id, row.id, {
+      status: CRITICAL_STATUS.acknowledged,
+      recipient: ack.recipient,
+      receivedAt: at,
+      method: 'e-mail with signed link, read-back confirmed',
+      communicator: 'LabRelay critical-result service',
+    });
+    const open = await trx
+      .selectFrom('tasks')
+      .select('id')
+      .where('tenant_id', '=', row.tenant_id)
+      .where('critical_result_id', '=', row.id)
+      .where('kind', '=', TASK_KIND.criticalUnacknowledged)
+      .where('status', 'in', OPEN)
+      .execute();
+    for (const t of open)
+      await updateTask(trx, row.tenant_id, t.id, {
+        status: TASK_STATUS.completed,
+        completedAt: at,
+        completedBy: ack.recipient,
+        decision: { decision: 'acknowledged' },
+      });
+    await appendAudit(trx, {
+      tenantId: row.tenant_id,
+      actor: ack.recipient,
+      action: 'critical.acknowledged',
+      subject: `critical-result/${row.id}`,
+      details: { step: ack.step, readBack: 'confirmed' },
+    });
+    return outcome;
+  });
+  // The refusal is committed (and audited) before it is answered: attempts are never lost.
+  if (!result.ok)
+    throw new AppError(
+      'unprocessable',
+      result.message,
+      result.mismatches.map((m) => ({ path: m, message: 'did not match' })),
+    );
+  await services.starter.wake(row.workflow_id, 'criticalAcknowledged', []);
+  return { criticalResultId: row.id, acknowledgedAt: at.toISOString() };
+}
+
+/** Records one attempt to reach the patient about an acknowledged critical result. */
+export async function recordPatientContact(
+  services: Services,
+  tenant: Tenant,
+  criticalResultId: string,
+  attempt: { method: string; outcome: PatientContactOutcome; note?: string | null },
+  actor: string,
+) {
+  await services.db.transaction().execute(async (trx) => {
+    const row = await findCriticalResult(trx, tenant.id, criticalResultId, { lock: true });
+    if (!row)
+      throw new AppError('not_found', `tenant ${tenant.slug} has no critical result ${criticalResultId}`);
+    if (row.status === CRITICAL_STATUS.closed)
+      throw new AppError('conflict', 'this critical result is closed; its follow-up is complete');
+    if (row.status !== CRITICAL_STATUS.acknowledged)
+      throw new AppError('conflict', 'the patient is contacted after a provider has acknowledged the result');
+    const attempts = (await listCriticalAttempts(trx, tenant.id, row.id)).filter(
+      (a) => a.target === 'patient',
+    );
+    await recordCriticalAttempt(trx, {
+      tenantId: tenant.id,
+      criticalResultId: row.id,
+      target: 'patient',
+      step: attempts.length + 1,
+      role: null,
+      recipient: 'patient',
+      channel: attempt.method,
+      outcome: attempt.outcome,
+      detail: attempt.note ?? null,
+      actor,
+    });
+    await appendAudit(trx, {
+      tenantId: tenant.id,
+      actor,
+      action: 'critical.patient_contact',
+      subject: `critical-result/${row.id}`,
+      details: { method: attempt.method, outcome: attempt.outcome, attempt: attempts.length + 1 },
+    });
+  });
+  const row = await findCriticalResult(services.db, tenant.id, criticalResultId);
+  if (row) await services.starter.wake(row.workflow_id, 'patientContactRecorded', []);
+}
+
+/** A provider's interpretation of a released report: stored, audited, and the patient told. */
+export async function addInterpretation(
+  services: Services,
+  tenant: Tenant,
+  reportId: string,
+  text: string,
+  actor: string,
+) {
+  const report = await services.db.transaction().execute(async (trx) => {
+    const report = await findReport(trx, tenant.id, reportId);
+    if (!report) throw new AppError('not_found', `tenant ${tenant.slug} has no report ${reportId}`);
+    if (report.stage !== REPORT_STAGE.released)
+      throw new AppError('conflict', 'an interpretation is added to a released report');
+    await trx
+      .updateTable('reports')
+      .set({ interpretation: text, updated_at: new Date() })
+      .where('id', '=', reportId)
+      .where('tenant_id', '=', tenant.id)
+      .execute();
+    await appendAudit(trx, {
+      tenantId: tenant.id,
+      actor,
+      action: 'report.interpreted',
+      subject: `report/${reportId}`,
+    });
+    return report;
+  });
+  await services.starter.wake(report.workflow_id, 'interpretationAdded', [{ reportId }], {
+    tenantId: tenant.id,
+    orderKey: report.order_key,
+  });
+}

@@ -1,0 +1,402 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { appendAudit } from '../../db/audit.ts';
+import { listMail } from '../../db/mail.ts';
+import { disableProvider, insertProvider, listProviders } from '../../db/providers.ts';
+import {
+  findRulesVersion,
+  insertRulesVersion,
+  listRulesVersions,
+  type RoutingRulesVersion,
+} from '../../db/routing-rules.ts';
+import type { Provider } from '../../db/schema.ts';
+import { findTenantBySlug } from '../../db/tenants.ts';
+import {
+  DEFAULT_ROUTING_DECISION,
+  evaluateRouting,
+  RoutingRuleError,
+  validateRuleSet,
+  type RoutingFacts,
+} from '../../domain/routing-rules.ts';
+import { AppError } from '../errors.ts';
+import type { AppEnv } from '../env.ts';
+import { adminAuth } from '../middleware/admin-auth.ts';
+import { validationHook } from '../validation.ts';
+
+const ErrorOut = z
+  .object({ error: z.object({ code: z.string(), message: z.string(), details: z.array(z.any()) }) })
+  .openapi('Error');
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
+const errors = {
+  400: { description: 'Invalid request', ...json(ErrorOut) },
+  401: { description: 'Missing or wrong admin token', ...json(ErrorOut) },
+  404: { description: 'No such tenant', ...json(ErrorOut) },
+};
+const SlugParam = z.object({ slug: z.string() });
+
+const ProviderBody = z
+  .object({
+    name: z.string().trim().min(1).max(200),
+    externalId: z
+      .string()
+      .trim()
+      .min(1)
+      .max(200)
+      .nullable()
+      .optional()
+      .openapi({ description: 'The id senders use for this provider (HL7 OBR-16/ORC-12 XCN-1).' }),
+    email: z.string().trim().email().nullable().optional(),
+    roles: z.array(z.enum(['ordering', 'covering', 'on_call', 'lab_director'])).default([]),
+  })
+  .strict()
+  .openapi('NewProvider');
+const ProviderOut = z
+  .object({
+    id: z.string(),
+    name: z.string(),
+    externalId: z.string().nullable(),
+    email: z.string().nullable(),
+    roles: z.array(z.string()),
+    createdAt: z.string(),
+  })
+  .openapi('Provider');
+
+const RulesOut = z
+  .object({
+    version: z.number(),
+    rules: z.record(z.string(), z.unknown()),
+    note: z.string().nullable(),
+    createdBy: z.string(),
+    createdAt: z.string(),
+  })
+  .openapi('RoutingRules');
+const RulesBody = z
+  .object({
+    rules: z.record(z.string(), z.unknown()).openapi({
+      description:
+        'JSON-logic per decision: reviewRequired, destinations, notifyPatient, releaseDelaySeconds, priority.',
+      example: { reviewRequired: { some: [{ var: 'results' }, { var: 'critical' }] } },
+    }),
+    note: z.string().trim().max(500).nullable().optional(),
+  })
+  .strict()
+  .openapi('NewRoutingRules');
+
+async function requireTenant(db: Parameters<typeof findTenantBySlug>[0], slug: string) {
+  const tenant = await findTenantBySlug(db, slug);
+  if (!tenant) throw new AppError('not_found', `there is no tenant ${slug}`);
+  return tenant;
+}
+
+function invalidRules(errors: { path: string; message: string }[]): AppError {
+  return new AppError(
+    'invalid_request',
+    `the routing rules are not valid: ${errors.map((e) => `${e.path || '(rules)'}: ${e.message}`).join('; ')}`,
+    errors,
+  );
+}
+
+/** Admin API for the lifecycle: providers (escalation chain), versioned routing rules, the mail outbox. */
+export function adminLifecycleRoutes() {
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.use('*', adminAuth());
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tenants/{slug}/providers',
+      summary: 'Add a provider (ordering, covering, on-call, lab director) with an e-mail address',
+      request: { params: SlugParam, body: { required: true, ...json(ProviderBody) } },
+      responses: {
+        201: { description: 'Added', ...json(ProviderOut) },
+        409: { description: 'External id taken', ...json(ErrorOut) },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const body = c.req.valid('json');
+      const provider = await db
+        .transaction()
+        .execute(async (trx) => {
+          const tenant = await requireTenant(trx, c.req.valid('param').slug);
+          const created = await insertProvider(trx, tenant.id, {
+            name: body.name,
+            externalId: body.externalId ?? null,
+            email: body.email ?? null,
+            roles: body.roles,
+          });
+          await appendAudit(trx, {
+            tenantId: tenant.id,
+            actor: 'admin',
+            action: 'provider.added',
+            subject: `provider/${created.id}`,
+            details: { roles: body.roles, externalId: body.externalId ?? null },
+          });
+          return created;
+        })
+        .catch((error: unknown) => {
+          if ((error as { code?: unknown }).code === '23505')
+            throw new AppError('conflict', `a provider with external id ${body.externalId} already exists`);
+          throw error;
+        });
+      return c.json(providerOut(provider), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/tenants/{slug}/providers',
+      summary: "List a tenant's providers",
+      request: { params: SlugParam },
+      responses: {
+        200: { description: 'Providers', ...json(z.object({ providers: z.array(ProviderOut) })) },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const tenant = await requireTenant(db, c.req.valid('param').slug);
+      return c.json({ providers: (await listProviders(db, tenant.id)).map(providerOut) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'delete',
+      path: '/tenants/{slug}/providers/{id}',
+      summary: 'Remove a provider from the escalation chain',
+      request: { params: z.object({ slug: z.string(), id: z.string().uuid() }) },
+      responses: { 204: { description: 'Removed' }, ...errors },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const { slug, id } = c.req.valid('param');
+      await db.transaction().execute(async (trx) => {
+        const tenant = await requireTenant(trx, slug);
+        if (!(await disableProvider(trx, tenant.id, id)))
+          throw new AppError('not_found', `tenant ${slug} has no active provider ${id}`);
+        await appendAudit(trx, {
+          tenantId: tenant.id,
+          actor: 'admin',
+          action: 'provider.removed',
+          subject: `provider/${id}`,
+        });
+      });
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/tenants/{slug}/routing-rules',
+      summary: 'Every version of the routing rules, newest (in force) first',
+      request: { params: SlugParam },
+      responses: {
+        200: { description: 'Versions', ...json(z.object({ versions: z.array(RulesOut) })) },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const tenant = await requireTenant(db, c.req.valid('param').slug);
+      return c.json({ versions: (await listRulesVersions(db, tenant.id)).map(rulesOut) }, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tenants/{slug}/routing-rules',
+      summary: 'Save a new version of the routing rules (checked against the operation whitelist)',
+      request: { params: SlugParam, body: { required: true, ...json(RulesBody) } },
+      responses: { 201: { description: 'Saved', ...json(RulesOut) }, ...errors },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const body = c.req.valid('json');
+      const checked = validateRuleSet(body.rules);
+      if (!checked.ok) throw invalidRules(checked.errors);
+      const saved = await db.transaction().execute(async (trx) => {
+        const tenant = await requireTenant(trx, c.req.valid('param').slug);
+        const version = await insertRulesVersion(trx, tenant.id, {
+          rules: checked.rules,
+          note: body.note ?? null,
+          createdBy: 'admin',
+        });
+        await appendAudit(trx, {
+          tenantId: tenant.id,
+          actor: 'admin',
+          action: 'routing_rules.saved',
+          subject: `routing-rules/${version.version}`,
+          details: { note: body.note ?? null },
+        });
+        return version;
+      });
+      return c.json(rulesOut(saved), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tenants/{slug}/routing-rules/rollback',
+      summary: 'Put an earlier version back in force (saved as a new version)',
+      request: {
+        params: SlugParam,
+        body: { required: true, ...json(z.object({ version: z.number().int().min(1) }).strict()) },
+      },
+      responses: { 201: { description: 'Rolled back', ...json(RulesOut) }, ...errors },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const { version } = c.req.valid('json');
+      const saved = await db.transaction().execute(async (trx) => {
+        const tenant = await requireTenant(trx, c.req.valid('param').slug);
+        const earlier = await findRulesVersion(trx, tenant.id, version);
+        if (!earlier)
+          throw new AppError('not_found', `tenant ${tenant.slug} has no routing rules version ${version}`);
+        const restored = await insertRulesVersion(trx, tenant.id, {
+          rules: earlier.rules,
+          note: `rollback to version ${version}`,
+          createdBy: 'admin',
+        });
+        await appendAudit(trx, {
+          tenantId: tenant.id,
+          actor: 'admin',
+          action: 'routing_rules.rolled_back',
+          subject: `routing-rules/${restored.version}`,
+          details: { to: version },
+        });
+        return restored;
+      });
+      return c.json(rulesOut(saved), 201);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tenants/{slug}/routing-rules/try',
+      summary: 'Evaluate rules (given, or the version in force) against sample facts, storing nothing',
+      request: {
+        params: SlugParam,
+        body: {
+          required: true,
+          ...json(
+            z
+              .object({
+                rules: z.record(z.string(), z.unknown()).optional(),
+                facts: z.record(z.string(), z.unknown()).openapi({ description: 'A RoutingFacts sample.' }),
+              })
+              .strict(),
+          ),
+        },
+      },
+      responses: {
+        200: {
+          description: 'The decision, or the error that would open a review task',
+          ...json(z.object({ decision: z.any().nullable(), error: z.string().nullable() })),
+        },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const body = c.req.valid('json');
+      const tenant = await requireTenant(db, c.req.valid('param').slug);
+      const rules = body.rules ?? (await listRulesVersions(db, tenant.id))[0]?.rules ?? {};
+      try {
+        const decision = evaluateRouting(
+          rules,
+          body.facts as unknown as RoutingFacts,
+          DEFAULT_ROUTING_DECISION,
+        );
+        return c.json({ decision, error: null }, 200);
+      } catch (error) {
+        if (error instanceof RoutingRuleError) return c.json({ decision: null, error: error.message }, 200);
+        throw error;
+      }
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: '/tenants/{slug}/mail',
+      summary: "The tenant's outgoing e-mail, newest first (captured when no SMTP_URL is set)",
+      request: {
+        params: SlugParam,
+        query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) }),
+      },
+      responses: {
+        200: {
+          description: 'Mail',
+          ...json(
+            z.object({
+              mail: z.array(
+                z.object({
+                  id: z.string(),
+                  kind: z.string(),
+                  to: z.string(),
+                  subject: z.string(),
+                  text: z.string(),
+                  createdAt: z.string(),
+                  sentAt: z.string().nullable(),
+                  transport: z.string().nullable(),
+                  error: z.string().nullable(),
+                }),
+              ),
+            }),
+          ),
+        },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { db } = c.get('services');
+      const tenant = await requireTenant(db, c.req.valid('param').slug);
+      const mail = await listMail(db, tenant.id, c.req.valid('query').limit);
+      return c.json(
+        {
+          mail: mail.map((m) => ({
+            id: m.id,
+            kind: m.kind,
+            to: m.to,
+            subject: m.subject,
+            text: m.text,
+            createdAt: m.created_at.toISOString(),
+            sentAt: m.sent_at?.toISOString() ?? null,
+            transport: m.transport,
+            error: m.error,
+          })),
+        },
+        200,
+      );
+    },
+  );
+
+  return app;
+}
+
+function providerOut(p: Provider) {
+  return {
+    id: p.id,
+    name: p.name,
+    externalId: p.external_id,
+    email: p.email,
+    roles: p.roles,
+    createdAt: p.created_at.toISOString(),
+  };
+}
+
+function rulesOut(v: RoutingRulesVersion) {
+  return {
+    version: v.version,
+    rules: v.rules as Record<string, unknown>,
+    note: v.note,
+    createdBy: v.createdBy,
+    createdAt: v.createdAt.toISOString(),
+  };
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Coding } from '../domain/model.ts';
+import type { Order } from './schema.ts';
+import { tenantScope, type Db } from './tenant-scope.ts';
+
+/**
+ * Where an order is in its life (issue 4): ordered → partial → final → reviewed → delivered →
+ * notified → closed; a correction reopens it (`corrected`), a cancellation closes it.
+ */
+export const ORDER_STATUS = {
+  ordered: 'ordered',
+  partial: 'partial',
+  final: 'final',
+  reviewed: 'reviewed',
+  delivered: 'delivered',
+  notified: 'notified',
+  corrected: 'corrected',
+  closed: 'closed',
+  cancelled: 'cancelled',
+} as const;
+export type OrderStatus = (typeof ORDER_STATUS)[keyof typeof ORDER_STATUS];
+
+/** Records the order the first time its workflow sees it; later calls return the stored order. */
+export async function ensureOrder(
+  db: Db,
+  input: {
+    tenantId: string;
+    orderKey: string;
+    workflowId: string;
+    code?: Coding | null;
+    orderedAt?: Date | null;
+    dueAt?: Date | null;
+  },
+): Promise<Order> {
+  const now = new Date();
+  await db
+    .insertInto('orders')
+    .values({
+      id: randomUUID(),
+      tenant_id: input.tenantId,
+      order_key: input.orderKey,
+      workflow_id: input.workflowId,
+      status: ORDER_STATUS.ordered,
+      patient_id: null,
+      code: input.code ? JSON.stringify(input.code) : null,
+      ordered_at: input.orderedAt ?? now,
+      due_at: input.dueAt ?? null,
+      overdue_at: null,
+      closed_at: null,
+      history: JSON.stringify([{ status: ORDER_STATUS.ordered, at: now.toISOString() }]),
+    })
+    .onConflict((oc) => oc.columns(['tenant_id', 'order_key']).doNothing())
+    .execute();
+  return tenantScope(db, input.tenantId)
+    .selectFrom('orders')
+    .selectAll()
+    .where('order_key', '=', input.orderKey)
+    .executeTakeFirstOrThrow();
+}
+
+export async function findOrder(db: Db, tenantId: string, orderKey: string): Promise<Order | undefined> {
+  return tenantScope(db, tenantId)
+    .selectFrom('orders')
+    .selectAll()
+    .where('order_key', '=', orderKey)
+    .executeTakeFirst();
+}
+
+/** Moves the order to `status`, appending to its history; the same status twice is recorded once. */
+export async function setOrderStatus(
+  db: Db,
+  tenantId: string,
+  orderKey: string,
+  status: OrderStatus,
+  detail?: string,
+  extra: { patientId?: string | null; dueAt?: Date | null; overdueAt?: Date } = {},
+): Promise<void> {
+  const at = new Date();
+  const entry = JSON.stringify([{ status, at: at.toISOString(), ...(detail ? { detail } : {}) }]);
+  await tenantScope(db, tenantId)
+    .updateTable('orders')
+    .set({
+      status,
+      updated_at: at,
+      history: sql`case when status = ${status} then history else history || ${entry}::jsonb end`,
+      closed_at: status === ORDER_STATUS.closed || status === ORDER_STATUS.cancelled ? at : null,
+      ...(extra.patientId ? { patient_id: extra.patientId } : {}),
+      ...(extra.dueAt !== undefined ? { due_at: extra.dueAt } : {}),
+      ...(extra.overdueAt ? { overdue_at: extra.overdueAt } : {}),
+    })
+    .where('order_key', '=', orderKey)
+    .execute();
+}
