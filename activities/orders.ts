@@ -322,7 +322,19 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
               birthDate: r.birth_date,
             })),
           );
-          if (choice.match) return link(choice.match.id, 'name and birth date');
+          if (choice.match) {
+            // The one match already holds another number from the same assigning authority: likely
+            // a different person (twins, a namesake), so a person decides.
+            const [holder] = await findPatients(trx, ref.tenantId, [choice.match.id]);
+            const conflicting = holder?.identifiers.some((h) =>
+              d.identifiers.some((i) => i.system !== '' && i.system === h.system && i.value !== h.value),
+            );
+            if (!conflicting) return link(choice.match.id, 'name and birth date');
+            return needsPerson(
+              'a patient with this name and birth date holds a different identifier from the same authority',
+              [choice.match.id],
+            );
+          }
           if (choice.candidates.length > 0)
             return needsPerson(
               'more than one patient has this name and birth date',

@@ -217,7 +217,7 @@ export function taskRoutes() {
       },
     }),
     async (c) => {
-      const body = await optionalJson<{ by?: string }>(c.req.raw);
+      const body = optionalJson<{ by?: string }>(c.get('rawBody'));
       const actor = actorOf(c.get('credential').id, body.by);
       return c.json(
         taskOut(await claimTask(c.get('services'), c.get('tenant'), c.req.valid('param').id, actor)),
@@ -425,8 +425,9 @@ export function taskRoutes() {
   return app;
 }
 
-async function optionalJson<T>(request: Request): Promise<T> {
-  const text = await request.clone().text();
+/** The body the auth middleware read (and checked the signature of), as JSON; none is `{}`. */
+function optionalJson<T>(raw: Uint8Array | undefined): T {
+  const text = raw ? new TextDecoder().decode(raw) : '';
   if (!text.trim()) return {} as T;
   try {
     return JSON.parse(text) as T;

@@ -127,17 +127,23 @@ describe('critical results on the time-skipping test server', () => {
   async function skip(duration: string) {
     const client = lr.labrelay.services!.temporal()!;
     const db = lr.labrelay.services!.db;
-    await eventually(async () => {
-      const ids = [
-        ...(await db.selectFrom('reports').select('workflow_id').execute()).map((r) => r.workflow_id),
-        ...(await db.selectFrom('critical_results').select('workflow_id').execute()).map((r) => r.workflow_id),
-      ];
-      for (const id of new Set(ids)) {
-        const { raw } = await client.workflow.getHandle(id).describe();
-        if ((raw.pendingActivities?.length ?? 0) > 0 || raw.pendingWorkflowTask) return undefined;
-      }
-      return true;
-    }, 30_000, 'the workflows to be idle');
+    await eventually(
+      async () => {
+        const ids = [
+          ...(await db.selectFrom('reports').select('workflow_id').execute()).map((r) => r.workflow_id),
+          ...(await db.selectFrom('critical_results').select('workflow_id').execute()).map(
+            (r) => r.workflow_id,
+          ),
+        ];
+        for (const id of new Set(ids)) {
+          const { raw } = await client.workflow.getHandle(id).describe();
+          if ((raw.pendingActivities?.length ?? 0) > 0 || raw.pendingWorkflowTask) return undefined;
+        }
+        return true;
+      },
+      30_000,
+      'the workflows to be idle',
+    );
     await env.sleep(duration);
   }
 

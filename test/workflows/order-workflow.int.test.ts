@@ -5,6 +5,7 @@ import { Runtime, DefaultLogger, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Activities, ReportRef } from '../../activities/index.ts';
 import { WORKFLOWS_PATH } from '../../api/temporal.ts';
+import { DEFAULT_ROUTING_DECISION } from '../../domain/routing-rules.ts';
 import type { OrderState } from '../../workflows/order-workflow.ts';
 
 const TEST_SERVER = path.resolve(
@@ -17,33 +18,73 @@ const TEST_SERVER = path.resolve(
   'temporal-test-server',
 );
 
-/** Activities that record what the workflow asked for; `flag` decides what flagging answers. */
-function recordingActivities(flag: (reportId: string) => Awaited<ReturnType<Activities['flagReport']>>) {
+type FlagAnswer = Awaited<ReturnType<Activities['flagReport']>>;
+
+/**
+ * Activities that record what the workflow asked for. `flag` decides what flagging answers;
+ * `routing` what the rules decide; tasks complete when the test says so (`completed`).
+ */
+function recordingActivities(
+  flag: (reportId: string) => FlagAnswer,
+  routing: Partial<Awaited<ReturnType<Activities['decideRouting']>>> = {},
+) {
   const calls: string[] = [];
-  const activities: Activities = {
+  const completed = new Map<string, string>();
+  const activities = {
+    async openOrder() {
+      return { dueInMs: null, final: false };
+    },
+    async setOrderStatus(input: { status: string }) {
+      calls.push(`order:${input.status}`);
+    },
+    async markOrderOverdue() {
+      calls.push('overdue');
+    },
     async reconcilePatient(ref: ReportRef) {
       calls.push(`reconcile:${ref.reportId}`);
-      return { patientId: 'patient-1', needsReview: false };
+      return { patientId: 'patient-1', matchTaskId: null };
+    },
+    async detectDuplicate() {
+      return { duplicateOf: null, replaces: null, unmarkedChange: false };
     },
     async flagReport(ref: ReportRef) {
       calls.push(`flag:${ref.reportId}`);
       return flag(ref.reportId);
     },
+    async decideRouting() {
+      return { ...DEFAULT_ROUTING_DECISION, ruleVersion: 0, ...routing };
+    },
+    async openReviewTask(ref: ReportRef) {
+      calls.push(`review:${ref.reportId}`);
+      return { taskId: `task-${ref.reportId}`, agingMinutes: 240 };
+    },
+    async checkTask(input: { taskId: string }) {
+      const decision = completed.get(input.taskId);
+      return decision ? { status: 'completed', decision: { decision } } : { status: 'open', decision: null };
+    },
+    async applyReview(ref: ReportRef & { taskId: string }) {
+      return { decision: completed.get(ref.taskId) as 'approve' | 'reject', critical: [] };
+    },
     async releaseReport(ref: ReportRef) {
       calls.push(`release:${ref.reportId}`);
+    },
+    async notifyPatient(input: { reportId: string; kind: string }) {
+      calls.push(`notify:${input.reportId}:${input.kind}`);
+      return { status: 'sent' };
     },
     async markReportFailed(ref: ReportRef & { reason: string }) {
       calls.push(`failed:${ref.reportId}:${ref.reason}`);
     },
-  };
-  return { calls, activities };
+  } as unknown as Activities;
+  return { calls, activities, completed };
 }
 
-const normal = {
-  critical: false,
+const normal: FlagAnswer = {
+  critical: [],
   needsReview: false,
+  reasons: [],
   final: true,
-  releaseDelaySeconds: 0,
+  cancelled: false,
   alreadyReleased: false,
 };
 
@@ -79,7 +120,7 @@ describe('orderWorkflow on the time-skipping test server', () => {
   }
 
   test("a tenant's release delay of an hour is waited out on a durable timer, then the report is released", async () => {
-    const { calls, activities } = recordingActivities(() => ({ ...normal, releaseDelaySeconds: 3600 }));
+    const { calls, activities } = recordingActivities(() => normal, { releaseDelaySeconds: 3600 });
     await run(activities, async (taskQueue) => {
       const before = await env.currentTimeMs();
       const handle = await signalReport(taskQueue, 'order-delay', 'r1');
@@ -87,7 +128,16 @@ describe('orderWorkflow on the time-skipping test server', () => {
       expect(state).toMatchObject({ released: ['r1'], failed: [], final: true });
       expect((await env.currentTimeMs()) - before).toBeGreaterThanOrEqual(3600 * 1000);
     });
-    expect(calls).toEqual(['reconcile:r1', 'flag:r1', 'release:r1']);
+    expect(calls).toEqual([
+      'reconcile:r1',
+      'flag:r1',
+      'order:final',
+      'release:r1',
+      'order:delivered',
+      'notify:r1:available',
+      'order:notified',
+      'order:closed',
+    ]);
   });
 
   test('the same report signalled twice is processed once; a preliminary report keeps the order open for the final one', async () => {
@@ -96,7 +146,8 @@ describe('orderWorkflow on the time-skipping test server', () => {
       const handle = await signalReport(taskQueue, 'order-twice', 'prelim');
       await signalReport(taskQueue, 'order-twice', 'prelim');
       await env.sleep('1 hour');
-      expect((await handle.query<OrderState>('orderState')).step).toBe('waiting');
+      const waiting = await handle.query<OrderState>('orderState');
+      expect(waiting).toMatchObject({ final: false, released: ['prelim'], reports: { prelim: 'done' } });
       await signalReport(taskQueue, 'order-twice', 'final');
       expect((await handle.result()).released).toEqual(['prelim', 'final']);
     });
@@ -118,15 +169,48 @@ describe('orderWorkflow on the time-skipping test server', () => {
     expect(calls).toContain('failed:broken:report broken does not exist');
   });
 
-  test('a report that needs review waits for the decision; a rejected one is never released', async () => {
-    const { calls, activities } = recordingActivities(() => ({ ...normal, needsReview: true }));
+  test('a report that needs review waits for its task without holding up the rest of the order; a rejected one is never released', async () => {
+    const { calls, activities, completed } = recordingActivities((id) => ({
+      ...normal,
+      final: id === 'r2',
+      needsReview: id === 'r1',
+      reasons: id === 'r1' ? ['unit cannot be converted'] : [],
+    }));
     await run(activities, async (taskQueue) => {
       const handle = await signalReport(taskQueue, 'order-review', 'r1');
+      await signalReport(taskQueue, 'order-review', 'r2');
       await env.sleep('2 days');
-      expect((await handle.query<OrderState>('orderState')).step).toBe('awaiting-review');
-      await handle.signal('reviewCompleted', { reportId: 'r1', decision: 'reject' });
-      expect((await handle.result()).released).toEqual([]);
+      const state = await handle.query<OrderState>('orderState');
+      expect(state.reports.r1).toBe('awaiting-review');
+      expect(state.released).toEqual(['r2']);
+      completed.set('task-r1', 'reject');
+      await handle.signal('taskCompleted', { taskId: 'task-r1' });
+      const done = await handle.result();
+      expect(done.released).toEqual(['r2']);
+      expect(done.rejected).toEqual(['r1']);
     });
     expect(calls).not.toContain('release:r1');
+  });
+
+  test('a task nobody completes is checked again each aging period (and the database answer is taken without a signal)', async () => {
+    const { activities, completed } = recordingActivities(() => ({
+      ...normal,
+      needsReview: true,
+      reasons: ['rule'],
+    }));
+    let checks = 0;
+    const checkTask = activities.checkTask;
+    (activities as { checkTask: Activities['checkTask'] }).checkTask = async (input) => {
+      checks += 1;
+      return checkTask(input);
+    };
+    await run(activities, async (taskQueue) => {
+      const handle = await signalReport(taskQueue, 'order-aging', 'r1');
+      await env.sleep('13 hours');
+      expect(checks).toBe(3);
+      completed.set('task-r1', 'approve');
+      await env.sleep('4 hours');
+      expect((await handle.result()).released).toEqual(['r1']);
+    });
   });
 });

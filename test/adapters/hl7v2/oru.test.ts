@@ -113,6 +113,8 @@ const VENDOR_MESSAGES: {
       givenNames: ['JOHN', 'A'],
       birthDate: '1965-03-12',
       sex: 'male',
+      email: null,
+      phone: null,
     },
     reports: [
       {
@@ -144,6 +146,8 @@ const VENDOR_MESSAGES: {
       givenNames: ['MARIA', 'L'],
       birthDate: '1972-09-04',
       sex: 'female',
+      email: null,
+      phone: null,
     },
     reports: [
       {
@@ -183,6 +187,8 @@ const VENDOR_MESSAGES: {
       givenNames: ['ALPHA', 'B'],
       birthDate: '1955-12-31',
       sex: 'female',
+      email: null,
+      phone: null,
     },
     reports: [
       {
@@ -213,6 +219,8 @@ const VENDOR_MESSAGES: {
       givenNames: ['ROBERT', 'T'],
       birthDate: '1948-07-02',
       sex: 'male',
+      email: null,
+      phone: null,
     },
     reports: [
       {
@@ -585,6 +593,26 @@ describe('patient (PID)', () => {
     ['Q', null],
   ])('maps administrative sex %j to %j', (sex, expected) => {
     expect(oru(`PID|1||MRN1^^^H^MR||DOE^JANE||19800115|${sex}`, OBR()).patient.sex).toBe(expected);
+  });
+
+  test.each([
+    [
+      'an e-mail in XTN-4 with use code NET',
+      '^NET^Internet^jane.doe@example.org',
+      'jane.doe@example.org',
+      null,
+    ],
+    [
+      'a phone in XTN-6/7 and an e-mail in a second repetition',
+      '^PRN^PH^^1^217^5551234~^NET^Internet^jd@example.org',
+      'jd@example.org',
+      '1 217 5551234',
+    ],
+    ['a 2.3-style phone in XTN-1', '(217)555-1234', null, '(217)555-1234'],
+    ['nothing', '', null, null],
+  ])('reads PID-13 with %s (no e-mail: not notifiable)', (_, pid13, email, phone) => {
+    const patient = oru(`PID|1||MRN1^^^H^MR||DOE^JANE||19800115|F|||||${pid13}`, OBR()).patient;
+    expect({ email: patient.email, phone: patient.phone }).toEqual({ email, phone });
   });
 
   test('reads family and given names, escapes decoded', () => {
