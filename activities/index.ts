@@ -4,6 +4,7 @@ import { createNotificationActivities } from './notifications.ts';
 import { createOrderActivities } from './orders.ts';
 
 export type { ActivityDeps, ReportRef } from './deps.ts';
+export type { CriticalStart } from './orders.ts';
 
 /**
  * Every workflow side effect, one function each. Every one is idempotent: Temporal may run an

@@ -13,8 +13,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../activities/index.ts';
-import type { CriticalStart } from '../activities/orders.ts';
+import type { Activities, CriticalStart } from '../activities/index.ts';
 import { criticalResultWorkflow } from './critical-result-workflow.ts';
 
 /** Sent for every stored report of this order; the same report twice is processed once. */

@@ -15,6 +15,7 @@ import {
   type TenantCredential,
   type TestLabRelay,
 } from '../support/labrelay.ts';
+import { recordHistory } from '../support/histories.ts';
 import { startSmtpServer } from '../support/smtp.ts';
 
 const TEST_SERVER = path.resolve(
@@ -244,6 +245,14 @@ describe('critical results on the time-skipping test server', () => {
       patientContact: { outcome: 'reached', attempts: 2 },
     });
     expect(Date.parse(closed.receivedAt)).toBeGreaterThan(Date.parse(closed.identifiedAt));
+    const client = lr.labrelay.services!.temporal()!;
+    await recordHistory(
+      'critical-escalated-acknowledged-closed',
+      client.workflow.getHandle(critical.workflowId),
+    );
+    const { body: message } = await getJson(lr.baseUrl, cred, `/v1/t/critical/messages?controlId=CRIT-1`);
+    const { body: status } = await getJson(lr.baseUrl, cred, message.messages[0].href);
+    await recordHistory('order-with-critical-child', client.workflow.getHandle(status.workflowId));
     const { body: tasks } = await getJson(lr.baseUrl, cred, `/v1/t/critical/tasks?kind=contact_patient`);
     expect(tasks.tasks.find((t: any) => t.id === contactTask.id).status).toBe('completed');
   }, 120_000);
@@ -281,5 +290,9 @@ describe('critical results on the time-skipping test server', () => {
       `/v1/t/critical/critical-results/${critical.id}`,
     );
     expect(result).toMatchObject({ status: 'acknowledged', recipient: WELBY });
+    await recordHistory(
+      'critical-unacknowledged-then-late',
+      lr.labrelay.services!.temporal()!.workflow.getHandle(critical.workflowId),
+    );
   }, 120_000);
 });

@@ -5,6 +5,7 @@ import { Runtime, DefaultLogger, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Activities, ReportRef } from '../../activities/index.ts';
 import { WORKFLOWS_PATH } from '../../api/temporal.ts';
+import { recordHistory } from '../support/histories.ts';
 import { DEFAULT_ROUTING_DECISION } from '../../domain/routing-rules.ts';
 import type { OrderState } from '../../workflows/order-workflow.ts';
 
@@ -127,6 +128,7 @@ describe('orderWorkflow on the time-skipping test server', () => {
       const state = await handle.result();
       expect(state).toMatchObject({ released: ['r1'], failed: [], final: true });
       expect((await env.currentTimeMs()) - before).toBeGreaterThanOrEqual(3600 * 1000);
+      await recordHistory('order-release-delay', handle);
     });
     expect(calls).toEqual([
       'reconcile:r1',
@@ -150,6 +152,7 @@ describe('orderWorkflow on the time-skipping test server', () => {
       expect(waiting).toMatchObject({ final: false, released: ['prelim'], reports: { prelim: 'done' } });
       await signalReport(taskQueue, 'order-twice', 'final');
       expect((await handle.result()).released).toEqual(['prelim', 'final']);
+      await recordHistory('order-partial-then-final', handle);
     });
     expect(calls.filter((c) => c === 'reconcile:prelim')).toHaveLength(1);
   });
@@ -165,6 +168,7 @@ describe('orderWorkflow on the time-skipping test server', () => {
       await signalReport(taskQueue, 'order-fail', 'good');
       const state = await handle.result();
       expect(state).toMatchObject({ failed: ['broken'], released: ['good'] });
+      await recordHistory('order-permanent-failure', handle);
     });
     expect(calls).toContain('failed:broken:report broken does not exist');
   });
@@ -188,8 +192,27 @@ describe('orderWorkflow on the time-skipping test server', () => {
       const done = await handle.result();
       expect(done.released).toEqual(['r2']);
       expect(done.rejected).toEqual(['r1']);
+      await recordHistory('order-review-rejected', handle);
     });
     expect(calls).not.toContain('release:r1');
+  });
+
+  test('an order whose final results have not arrived by the turnaround time raises an overdue alert, once', async () => {
+    const { calls, activities } = recordingActivities((id) => ({ ...normal, final: id === 'final' }));
+    (activities as { openOrder: Activities['openOrder'] }).openOrder = async () => ({
+      dueInMs: 24 * 3600 * 1000,
+      final: false,
+    });
+    await run(activities, async (taskQueue) => {
+      const handle = await signalReport(taskQueue, 'order-overdue', 'prelim');
+      await env.sleep('23 hours');
+      expect(calls).not.toContain('overdue');
+      await env.sleep('2 hours');
+      expect((await handle.query<OrderState>('orderState')).overdue).toBe(true);
+      await signalReport(taskQueue, 'order-overdue', 'final');
+      expect((await handle.result()).released).toEqual(['prelim', 'final']);
+    });
+    expect(calls.filter((c) => c === 'overdue')).toHaveLength(1);
   });
 
   test('a task nobody completes is checked again each aging period (and the database answer is taken without a signal)', async () => {
