@@ -424,8 +424,11 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
         sender.sender === null
           ? query.where('messages.sender', 'is', null)
           : query.where('messages.sender', '=', sender.sender);
+      // The lab's report id within the same order: a false duplicate would drop a real result.
       if (report.filler_order_number)
-        query = query.where('reports.filler_order_number', '=', report.filler_order_number);
+        query = query
+          .where('reports.filler_order_number', '=', report.filler_order_number)
+          .where('reports.order_key', '=', report.order_key);
       else if (report.effective_at)
         query = query
           .where('reports.effective_at', '=', report.effective_at)
@@ -530,18 +533,23 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
       const tenant = await loadTenant(db, ref.tenantId);
       const rules = await findActiveRules(db, ref.tenantId);
       const facts = await routingFacts(db, tenant.slug, report);
+      // The tenant's own release delay is the default a rule may override.
+      const defaults = {
+        ...DEFAULT_ROUTING_DECISION,
+        releaseDelaySeconds: Math.max(0, tenant.settings.releaseDelaySeconds ?? 0),
+      };
       let decision: RecordedRoutingDecision;
-      if (!rules) decision = { ...DEFAULT_ROUTING_DECISION, ruleVersion: 0 };
+      if (!rules) decision = { ...defaults, ruleVersion: 0 };
       else {
         try {
           decision = {
-            ...evaluateRouting(rules.rules, facts, DEFAULT_ROUTING_DECISION),
+            ...evaluateRouting(rules.rules, facts, defaults),
             ruleVersion: rules.version,
           };
         } catch (error) {
           if (!(error instanceof RoutingRuleError)) throw error;
           decision = {
-            ...DEFAULT_ROUTING_DECISION,
+            ...defaults,
             reviewRequired: true,
             ruleVersion: rules.version,
             error: error.message,
