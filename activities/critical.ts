@@ -232,10 +232,42 @@ export function createCriticalActivities(deps: ActivityDeps) {
       return { acknowledged };
     },
 
-    /** Nobody in the chain answered: the result waits on the critical board as an open stat task. */
-    async openUnacknowledgedTask(ref: CriticalRef & { workflowId: string }): Promise<void> {
+    /** A step whose notification could not be sent at all (after retries): recorded, the chain moves on. */
+    async recordNotificationFailure(
+      ref: CriticalRef & { step: number; role: EscalationRole; reason: string },
+    ): Promise<void> {
       await db.transaction().execute(async (trx) => {
-        const row = await load(ref, trx);
+        await recordCriticalAttempt(trx, {
+          id: stableId(`critical/${ref.criticalResultId}/step/${ref.step}/failed`),
+          tenantId: ref.tenantId,
+          criticalResultId: ref.criticalResultId,
+          target: 'provider',
+          step: ref.step,
+          role: ref.role,
+          recipient: null,
+          channel: 'email',
+          outcome: 'failed',
+          detail: ref.reason.slice(0, 500),
+          actor: 'workflow',
+        });
+        await updateCriticalResult(trx, ref.tenantId, ref.criticalResultId, { step: ref.step });
+        await audit(trx, ref, 'critical.notification_failed', { step: ref.step, role: ref.role });
+      });
+    },
+
+    /**
+     * Nobody in the chain answered: the result waits on the critical board as an open stat task. An
+     * acknowledgement that landed meanwhile wins (the row is locked and read first).
+     */
+    async openUnacknowledgedTask(
+      ref: CriticalRef & { workflowId: string },
+    ): Promise<{ acknowledged: boolean }> {
+      return db.transaction().execute(async (trx) => {
+        const row = await findCriticalResult(trx, ref.tenantId, ref.criticalResultId, { lock: true });
+        if (!row)
+          throw ApplicationFailure.nonRetryable(`critical result ${ref.criticalResultId} does not exist`);
+        if (row.status === CRITICAL_STATUS.acknowledged || row.status === CRITICAL_STATUS.closed)
+          return { acknowledged: true };
         const { created } = await openTask(trx, {
           tenantId: ref.tenantId,
           dedupeKey: `critical-unacknowledged/${row.id}`,
@@ -247,9 +279,11 @@ export function createCriticalActivities(deps: ActivityDeps) {
           criticalResultId: row.id,
           workflowId: ref.workflowId,
         });
-        if (!created) return;
-        await updateCriticalResult(trx, ref.tenantId, row.id, { status: CRITICAL_STATUS.unacknowledged });
-        await audit(trx, ref, 'critical.unacknowledged', {});
+        if (created) {
+          await updateCriticalResult(trx, ref.tenantId, row.id, { status: CRITICAL_STATUS.unacknowledged });
+          await audit(trx, ref, 'critical.unacknowledged', {});
+        }
+        return { acknowledged: false };
       });
     },
 

@@ -25,6 +25,44 @@ export const PATIENT_NOTIFICATION_STATUS = {
 export function createNotificationActivities(deps: ActivityDeps) {
   const { db } = deps;
   return {
+    /** The patient could not be told (the mail server refused, or kept failing): recorded, audited. */
+    async recordPatientNotificationFailure(input: {
+      tenantId: string;
+      reportId: string;
+      kind: PatientNotificationKind;
+      reason: string;
+    }): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        const report = await findReport(trx, input.tenantId, input.reportId);
+        await trx
+          .insertInto('patient_notifications')
+          .values({
+            id: randomUUID(),
+            tenant_id: input.tenantId,
+            patient_id: report?.patient_id ?? null,
+            report_id: input.reportId,
+            kind: input.kind,
+            status: 'failed',
+            reason: input.reason.slice(0, 500),
+            mail_id: null,
+          })
+          .onConflict((oc) =>
+            oc
+              .columns(['report_id', 'kind'])
+              .doUpdateSet({ status: 'failed', reason: input.reason.slice(0, 500) })
+              .where('patient_notifications.status', '!=', 'sent'),
+          )
+          .execute();
+        await appendAudit(trx, {
+          tenantId: input.tenantId,
+          actor: 'workflow',
+          action: 'patient.notification_failed',
+          subject: `report/${input.reportId}`,
+          details: { kind: input.kind },
+        });
+      });
+    },
+
     /**
      * E-mails the patient a plain-language summary of a released report, once per report and kind;
      * a patient without an e-mail address is recorded as not notifiable.

@@ -78,6 +78,16 @@ export interface TaskCheck {
 
 const WORKFLOW_ACTOR = 'workflow';
 
+/** The forward path of an order; `corrected` and `cancelled` stand outside it. */
+const ORDER_PROGRESS: OrderStatus[] = [
+  ORDER_STATUS.ordered,
+  ORDER_STATUS.partial,
+  ORDER_STATUS.final,
+  ORDER_STATUS.reviewed,
+  ORDER_STATUS.delivered,
+  ORDER_STATUS.notified,
+];
+
 /** The order workflow's side effects, one function each, each safe to run twice. */
 export function createOrderActivities({ db, logger }: ActivityDeps) {
   async function audit(
@@ -94,6 +104,13 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
     await db.transaction().execute(async (trx) => {
       const order = await findOrder(trx, tenantId, orderKey);
       if (!order || order.status === status) return;
+      // Reports of one order move it side by side: it only ever moves forward (a correction
+      // reopens it, a cancellation or closure ends it).
+      if (
+        ORDER_PROGRESS.indexOf(status) !== -1 &&
+        ORDER_PROGRESS.indexOf(status) < ORDER_PROGRESS.indexOf(order.status as OrderStatus)
+      )
+        return;
       await setOrderStatus(trx, tenantId, orderKey, status, detail);
       await audit(trx, tenantId, `order.${status}`, `order/${order.id}`, detail ? { detail } : {});
     });
@@ -287,6 +304,14 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
           return { patientId: null, matchTaskId: task.id };
         };
 
+        if (
+          d.internalId &&
+          !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(d.internalId)
+        )
+          return needsPerson(
+            `the sender named patient ${d.internalId}, which is not a LabRelay patient id`,
+            [],
+          );
         if (d.internalId) {
           const [own] = await findPatients(trx, ref.tenantId, [d.internalId]);
           if (own) return link(own.id, 'internal id');
@@ -484,7 +509,7 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
      * Flags every result of the report (reference ranges, the tenant's critical table with units
      * converted, sender flags, delta check) and records a critical result for each critical value.
      */
-    async flagReport(ref: ReportRef): Promise<{
+    async flagReport(ref: ReportRef & { holdForPatientMatch?: boolean }): Promise<{
       critical: CriticalStart[];
       needsReview: boolean;
       reasons: string[];
@@ -510,7 +535,7 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
           trx,
           ref.tenantId,
           ref.reportId,
-          needsReview ? REPORT_STAGE.needsReview : REPORT_STAGE.flagged,
+          needsReview || ref.holdForPatientMatch ? REPORT_STAGE.needsReview : REPORT_STAGE.flagged,
           needsReview ? reasons.join('; ') : undefined,
         );
         await audit(trx, ref.tenantId, 'report.flagged', `report/${ref.reportId}`, {
@@ -714,6 +739,15 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
             taskId: task.id,
           });
         }
+        // Every critical value of the report, not only the ones this run found: a retry after a
+        // committed first run must still start the loops (starting one twice is refused).
+        const all = await trx
+          .selectFrom('critical_results')
+          .select(['id', 'workflow_id'])
+          .where('tenant_id', '=', ref.tenantId)
+          .where('report_id', '=', ref.reportId)
+          .execute();
+        critical = all.map((r) => ({ criticalResultId: r.id, workflowId: r.workflow_id }));
         return { decision: decision.decision, critical };
       });
     },
@@ -743,7 +777,9 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
         return;
       }
       await db.transaction().execute(async (trx) => {
-        await moveReport(trx, ref.tenantId, ref.reportId, REPORT_STAGE.failed, ref.reason);
+        // A step after release failed (e.g. telling the patient): the result stays released.
+        if (report.stage !== REPORT_STAGE.released)
+          await moveReport(trx, ref.tenantId, ref.reportId, REPORT_STAGE.failed, ref.reason);
         await audit(trx, ref.tenantId, 'report.failed', `report/${ref.reportId}`, { reason: ref.reason });
       });
     },

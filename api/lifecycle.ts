@@ -193,7 +193,10 @@ async function resolveAckToken(services: Services, token: string) {
   const verified = verifyAckToken(services.config.masterKey, token, Date.now() / 1000);
   if (!verified.ok) {
     if (verified.reason === 'expired')
-      throw new AppError('forbidden', 'this acknowledgement link has expired; acknowledge from the console');
+      throw new AppError(
+        'forbidden',
+        'this acknowledgement link has expired; ask the lab to record your acknowledgement (POST .../critical-results/{id}/acknowledge)',
+      );
     throw new AppError('not_found', 'this acknowledgement link is not valid');
   }
   const ack = await services.db
@@ -207,41 +210,62 @@ async function resolveAckToken(services: Services, token: string) {
   return { ack, row };
 }
 
-/**
- * A provider acknowledges a critical result from the e-mailed link, reading back the value and the
- * patient's identifier (CLSI GP47). A mismatch is refused and the link stays usable; a match uses
- * the link up, records the documented facts and wakes the critical-result workflow.
- */
-export async function acknowledgeCriticalResult(
+/** Checks a read-back against the stored value and the patient (or, before matching, as sent). */
+async function checkCriticalReadBack(
   services: Services,
-  token: string,
+  row: NonNullable<Awaited<ReturnType<typeof findCriticalResult>>>,
   readBack: { value: string; patientIdentifier: string },
-): Promise<{ criticalResultId: string; acknowledgedAt: string }> {
-  const { ack, row } = await resolveAckToken(services, token);
+) {
   const observation = (await findObservationsOfReports(services.db, row.tenant_id, [row.report_id])).find(
     (o) => o.id === row.observation_id,
   );
   const [patient] = row.patient_id ? await findPatients(services.db, row.tenant_id, [row.patient_id]) : [];
-  const outcome = checkReadBack(
+  const sent = patient ? null : (await findReport(services.db, row.tenant_id, row.report_id))?.patient;
+  return checkReadBack(
     {
       value: observation?.value_numeric ?? null,
       text: observation?.value_text ?? null,
       unit: observation?.unit ?? null,
-      patientIdentifiers: patient?.identifiers.map((i) => i.value) ?? [],
-      birthDate: patient?.birth_date ?? null,
-      familyName: patient?.family_name ?? null,
+      patientIdentifiers: (patient?.identifiers ?? sent?.identifiers ?? []).map((i) => i.value),
+      birthDate: patient?.birth_date ?? sent?.birthDate ?? null,
+      familyName: patient?.family_name ?? sent?.familyName ?? null,
     },
     readBack,
   );
+}
+
+interface Acknowledgement {
+  step: number;
+  recipient: string;
+  communicator: string;
+  method: string;
+  channel: string;
+  /** The single-use link used, when acknowledged from the e-mail. */
+  tokenId?: string;
+}
+
+/**
+ * Records an acknowledgement (or a refused read-back) in one transaction with its attempt and audit
+ * event; a match closes any "not acknowledged" task, then the critical-result workflow is woken.
+ */
+async function recordAcknowledgement(
+  services: Services,
+  row: NonNullable<Awaited<ReturnType<typeof findCriticalResult>>>,
+  ack: Acknowledgement,
+  readBack: { value: string; patientIdentifier: string },
+): Promise<{ criticalResultId: string; acknowledgedAt: string }> {
+  const outcome = await checkCriticalReadBack(services, row, readBack);
   const at = new Date();
   const result = await services.db.transaction().execute(async (trx) => {
-    const current = await trx
-      .selectFrom('ack_tokens')
-      .selectAll()
-      .where('id', '=', ack.id)
-      .forUpdate()
-      .executeTakeFirstOrThrow();
-    if (current.used_at) throw new AppError('conflict', 'this acknowledgement link has already been used');
+    if (ack.tokenId) {
+      const token = await trx
+        .selectFrom('ack_tokens')
+        .selectAll()
+        .where('id', '=', ack.tokenId)
+        .forUpdate()
+        .executeTakeFirstOrThrow();
+      if (token.used_at) throw new AppError('conflict', 'this acknowledgement link has already been used');
+    }
     const locked = await findCriticalResult(trx, row.tenant_id, row.id, { lock: true });
     if (locked?.status === CRITICAL_STATUS.acknowledged || locked?.status === CRITICAL_STATUS.closed)
       throw new AppError('conflict', `this critical result was already acknowledged by ${locked.recipient}`);
@@ -252,10 +276,10 @@ export async function acknowledgeCriticalResult(
       step: ack.step,
       role: null,
       recipient: ack.recipient,
-      channel: 'email',
+      channel: ack.channel,
       outcome: outcome.ok ? 'acknowledged' : 'read_back_refused',
       detail: outcome.ok ? 'read-back confirmed' : outcome.message,
-      actor: ack.recipient,
+      actor: ack.communicator,
     });
     if (!outcome.ok) {
       await appendAudit(trx, {
@@ -263,17 +287,18 @@ export async function acknowledgeCriticalResult(
         actor: ack.recipient,
         action: 'critical.read_back_refused',
         subject: `critical-result/${row.id}`,
-        details: { mismatches: outcome.mismatches },
+        details: { mismatches: outcome.mismatches, channel: ack.channel },
       });
       return outcome;
     }
-    await trx.updateTable('ack_tokens').set({ used_at: at }).where('id', '=', ack.id).execute();
+    if (ack.tokenId)
+      await trx.updateTable('ack_tokens').set({ used_at: at }).where('id', '=', ack.tokenId).execute();
     await updateCriticalResult(trx, row.tenant_id, row.id, {
       status: CRITICAL_STATUS.acknowledged,
       recipient: ack.recipient,
       receivedAt: at,
-      method: 'e-mail with signed link, read-back confirmed',
-      communicator: 'LabRelay critical-result service',
+      method: ack.method,
+      communicator: ack.communicator,
     });
     const open = await trx
       .selectFrom('tasks')
@@ -295,7 +320,12 @@ export async function acknowledgeCriticalResult(
       actor: ack.recipient,
       action: 'critical.acknowledged',
       subject: `critical-result/${row.id}`,
-      details: { step: ack.step, readBack: 'confirmed' },
+      details: {
+        step: ack.step,
+        readBack: 'confirmed',
+        channel: ack.channel,
+        communicator: ack.communicator,
+      },
     });
     return outcome;
   });
@@ -308,6 +338,65 @@ export async function acknowledgeCriticalResult(
     );
   await services.starter.wake(row.workflow_id, 'criticalAcknowledged', []);
   return { criticalResultId: row.id, acknowledgedAt: at.toISOString() };
+}
+
+/**
+ * A provider acknowledges a critical result from the e-mailed link, reading back the value and the
+ * patient's identifier (CLSI GP47). A mismatch is refused and the link stays usable; a match uses
+ * the link up, records the documented facts and wakes the critical-result workflow.
+ */
+export async function acknowledgeCriticalResult(
+  services: Services,
+  token: string,
+  readBack: { value: string; patientIdentifier: string },
+): Promise<{ criticalResultId: string; acknowledgedAt: string }> {
+  const { ack, row } = await resolveAckToken(services, token);
+  return recordAcknowledgement(
+    services,
+    row,
+    {
+      step: ack.step,
+      recipient: ack.recipient,
+      communicator: 'LabRelay critical-result service',
+      method: 'e-mail with signed link, read-back confirmed',
+      channel: 'email',
+      tokenId: ack.id,
+    },
+    readBack,
+  );
+}
+
+/**
+ * A person at the lab or the hospital reached a provider another way (phone, in person) and
+ * records the acknowledgement with the provider's read-back: the loop never depends on e-mail.
+ */
+export async function acknowledgeCriticalResultDirectly(
+  services: Services,
+  tenant: Tenant,
+  criticalResultId: string,
+  input: {
+    recipient: string;
+    channel: 'phone' | 'in_person' | 'secure_message';
+    value: string;
+    patientIdentifier: string;
+  },
+  communicator: string,
+) {
+  const row = await findCriticalResult(services.db, tenant.id, criticalResultId);
+  if (!row)
+    throw new AppError('not_found', `tenant ${tenant.slug} has no critical result ${criticalResultId}`);
+  return recordAcknowledgement(
+    services,
+    row,
+    {
+      step: row.step,
+      recipient: input.recipient,
+      communicator,
+      method: `${input.channel.replace('_', ' ')}, read-back confirmed`,
+      channel: input.channel,
+    },
+    { value: input.value, patientIdentifier: input.patientIdentifier },
+  );
 }
 
 /** Records one attempt to reach the patient about an acknowledged critical result. */

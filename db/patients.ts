@@ -10,6 +10,9 @@ export async function findPatientsByIdentifiers(
   tenantId: string,
   identifiers: Identifier[],
 ): Promise<string[]> {
+  // An identifier without its assigning authority is only a number: two senders' bare "12345" are
+  // not the same patient, so those never match.
+  identifiers = identifiers.filter((i) => i.system !== '');
   if (identifiers.length === 0) return [];
   const rows = await tenantScope(db, tenantId)
     .selectFrom('patient_identifiers')

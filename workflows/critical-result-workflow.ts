@@ -1,4 +1,6 @@
 import {
+  ActivityFailure,
+  ApplicationFailure,
   condition,
   defineQuery,
   defineSignal,
@@ -34,6 +36,15 @@ const acts = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
 });
+/**
+ * Telling a person can fail for good (SMTP down, an address refused): after two minutes of tries
+ * the step is recorded as failed and the chain moves on, never stalls.
+ */
+const notify = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  scheduleToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '20 seconds' },
+});
 
 /** How often a result nobody acknowledged, or a patient follow-up, is looked at again. */
 const RECHECK = '1 hour';
@@ -54,28 +65,36 @@ export async function criticalResultWorkflow(input: CriticalResultWorkflowInput)
     acknowledged: false,
     patientContactAttempts: 0,
   };
-  let ackWake = false;
-  let contactWake = false;
+  // Counters, not flags: a signal that arrives while an activity runs is still seen afterwards.
+  let ackSignals = 0;
+  let contactSignals = 0;
   setHandler(criticalAcknowledgedSignal, () => {
-    ackWake = true;
+    ackSignals += 1;
   });
   setHandler(patientContactRecordedSignal, () => {
-    contactWake = true;
+    contactSignals += 1;
   });
   setHandler(criticalStateQuery, () => state);
 
   const policy = await acts.loadEscalationPolicy(ref);
   for (const [step, { role, timeoutMinutes }] of policy.steps.entries()) {
     state.step = step;
-    const sent = await acts.notifyCriticalStep({ ...ref, step, role, ackLinkHours: policy.ackLinkHours });
+    const seen = ackSignals;
+    let sent: { notified: boolean; acknowledged: boolean };
+    try {
+      sent = await notify.notifyCriticalStep({ ...ref, step, role, ackLinkHours: policy.ackLinkHours });
+    } catch (error) {
+      if (!(error instanceof ActivityFailure)) throw error;
+      await acts.recordNotificationFailure({ ...ref, step, role, reason: failureMessage(error) });
+      continue;
+    }
     if (sent.acknowledged) {
       state.acknowledged = true;
       break;
     }
     // Nobody fills this step: the next one is tried at once, not after a wait nobody can end.
     if (!sent.notified) continue;
-    ackWake = false;
-    const woken = await condition(() => ackWake, `${timeoutMinutes} minutes`);
+    const woken = await condition(() => ackSignals > seen, `${timeoutMinutes} minutes`);
     const check = await acts.checkCriticalAcknowledged({ ...ref, step, timedOut: !woken });
     if (check.acknowledged) {
       state.acknowledged = true;
@@ -85,10 +104,12 @@ export async function criticalResultWorkflow(input: CriticalResultWorkflowInput)
 
   if (!state.acknowledged) {
     state.phase = 'unacknowledged';
-    await acts.openUnacknowledgedTask({ ...ref, workflowId });
+    const seen = ackSignals;
+    state.acknowledged = (await acts.openUnacknowledgedTask({ ...ref, workflowId })).acknowledged;
+    let last = seen;
     while (!state.acknowledged) {
-      ackWake = false;
-      await condition(() => ackWake, RECHECK);
+      await condition(() => ackSignals > last, RECHECK);
+      last = ackSignals;
       state.acknowledged = (
         await acts.checkCriticalAcknowledged({ ...ref, step: -1, timedOut: false })
       ).acknowledged;
@@ -97,10 +118,11 @@ export async function criticalResultWorkflow(input: CriticalResultWorkflowInput)
 
   state.phase = 'patient-contact';
   await acts.openPatientContactTask({ ...ref, workflowId });
+  let last = contactSignals;
   let contact = await acts.checkPatientContact(ref);
   while (!contact.reached && contact.attempts < policy.patientContactAttempts) {
-    contactWake = false;
-    await condition(() => contactWake, RECHECK);
+    await condition(() => contactSignals > last, RECHECK);
+    last = contactSignals;
     contact = await acts.checkPatientContact(ref);
     state.patientContactAttempts = contact.attempts;
   }
@@ -108,4 +130,10 @@ export async function criticalResultWorkflow(input: CriticalResultWorkflowInput)
   await acts.closeCriticalResult({ ...ref, attempts: contact.attempts, reached: contact.reached });
   state.phase = 'closed';
   return state;
+}
+
+function failureMessage(error: ActivityFailure): string {
+  return error.cause instanceof ApplicationFailure || error.cause instanceof Error
+    ? error.cause.message
+    : error.message;
 }

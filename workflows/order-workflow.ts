@@ -12,7 +12,7 @@ import {
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
+import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Activities, CriticalStart } from '../activities/index.ts';
 import { criticalResultWorkflow } from './critical-result-workflow.ts';
 
@@ -61,6 +61,12 @@ const ORDER_OPEN_FOR = '30 days';
 
 const acts = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
+});
+/** Telling the patient may fail for good (mail refused); that is recorded and the order goes on. */
+const mail = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  scheduleToCloseTimeout: '10 minutes',
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' },
 });
 
@@ -126,6 +132,8 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
           args: [{ tenantId, criticalResultId: c.criticalResultId }],
           // The critical loop outlives the order: closing the order must never cut it short.
           parentClosePolicy: ParentClosePolicy.ABANDON,
+          // A loop that already ran (and closed) for this value is never run again.
+          workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
         });
       } catch (error) {
         // Already running (a report processed again after a worker crash): that loop goes on.
@@ -140,6 +148,9 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
     state.reports[reportId] = 'reconciling';
     const patient = await acts.reconcilePatient(ref);
     if (patient.matchTaskId) {
+      // A critical value is told at once, not after someone has matched the patient.
+      const early = await acts.flagReport({ ...ref, holdForPatientMatch: true });
+      await startCriticalWorkflows(early.critical);
       state.reports[reportId] = 'awaiting-patient-match';
       await waitForTask(patient.matchTaskId, 60);
       const match = await acts.applyPatientMatch({ ...ref, taskId: patient.matchTaskId });
@@ -218,12 +229,19 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
 
     if (routing.notifyPatient) {
       state.reports[reportId] = 'notifying-patient';
-      const told = await acts.notifyPatient({
-        tenantId,
-        reportId,
-        kind: reviewed ? 'reviewed' : 'available',
-      });
-      if (told.status === 'sent') await acts.setOrderStatus({ tenantId, orderKey, status: 'notified' });
+      const told = await notifyPatient(reportId, reviewed ? 'reviewed' : 'available');
+      if (told === 'sent') await acts.setOrderStatus({ tenantId, orderKey, status: 'notified' });
+    }
+  }
+
+  async function notifyPatient(reportId: string, kind: 'available' | 'reviewed' | 'interpreted') {
+    try {
+      return (await mail.notifyPatient({ tenantId, reportId, kind })).status;
+    } catch (error) {
+      if (!(error instanceof ActivityFailure)) throw error;
+      const reason = error.cause instanceof Error ? error.cause.message : error.message;
+      await acts.recordPatientNotificationFailure({ tenantId, reportId, kind, reason });
+      return 'failed';
     }
   }
 
@@ -265,7 +283,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
         (inFlight === 0 && (state.final || state.cancelled)),
       ORDER_OPEN_FOR,
     );
-    if (!work && inFlight === 0) {
+    if (!work && inFlight === 0 && pending.length === 0 && interpretations.length === 0) {
       log.info('order closed without a final result', { orderKey });
       break;
     }
@@ -276,17 +294,14 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
     while (interpretations.length > 0) {
       const reportId = interpretations.shift()!;
       run(reportId, async () => {
-        await acts.notifyPatient({ tenantId, reportId, kind: 'interpreted' });
+        await notifyPatient(reportId, 'interpreted');
       });
     }
-    if (
-      inFlight === 0 &&
-      pending.length === 0 &&
-      interpretations.length === 0 &&
-      (state.final || state.cancelled)
-    )
-      break;
+    if (inFlight === 0 && (state.final || state.cancelled)) {
+      if (!state.cancelled) await acts.setOrderStatus({ tenantId, orderKey, status: 'closed' });
+      // A result or interpretation that arrived while the order was closing is taken, not dropped.
+      if (pending.length === 0 && interpretations.length === 0) break;
+    }
   }
-  if (!state.cancelled) await acts.setOrderStatus({ tenantId, orderKey, status: 'closed' });
   return state;
 }

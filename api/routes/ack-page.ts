@@ -11,6 +11,12 @@ import { acknowledgeCriticalResult, describeAckLink } from '../lifecycle.ts';
  */
 export function ackPageRoutes() {
   const app = new Hono<AppEnv>();
+  // The token is in the URL: keep it out of caches and out of Referer headers.
+  app.use('*', async function noStore(c, next) {
+    await next();
+    c.header('Cache-Control', 'no-store');
+    c.header('Referrer-Policy', 'no-referrer');
+  });
 
   app.get('/:token', async (c) => {
     try {

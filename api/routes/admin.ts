@@ -105,7 +105,7 @@ const TenantSettings = z
       .openapi({
         description: 'Minutes from order to final results before an overdue alert (default 1440).',
       }),
-    taskAgingMinutes: Minutes.optional().openapi({
+    taskAgingMinutes: z.number().int().min(15).max(7 * 24 * 60).optional().openapi({
       description: 'Minutes an open task waits before it rises one priority level (default 240).',
     }),
   })

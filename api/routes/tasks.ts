@@ -7,6 +7,7 @@ import { TASK_KIND, TASK_STATUS } from '../../domain/tasks.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import {
+  acknowledgeCriticalResultDirectly,
   addInterpretation,
   claimTask,
   completeTask,
@@ -154,6 +155,7 @@ export function taskRoutes() {
   app.use('/tasks/*', requireScope('tasks:write'));
   app.use('/tasks', requireScope('tasks:write'));
   app.use('/critical-results/:id/patient-contacts', requireScope('tasks:write'));
+  app.use('/critical-results/:id/acknowledge', requireScope('tasks:write'));
   app.use('/critical-results', requireScope('results:read'));
   app.use('/reports/*', requireScope('results:write'));
 
@@ -388,6 +390,56 @@ export function taskRoutes() {
         actorOf(c.get('credential').id, body.by),
       );
       return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/critical-results/{id}/acknowledge',
+      summary: "Record a provider's acknowledgement given by phone or in person, with read-back",
+      request: {
+        params: Id,
+        body: {
+          required: true,
+          ...json(
+            z
+              .object({
+                recipient: z
+                  .string()
+                  .trim()
+                  .min(1)
+                  .max(200)
+                  .openapi({ description: 'Who received it (name or e-mail).' }),
+                channel: z.enum(['phone', 'in_person', 'secure_message']),
+                value: z.string().trim().min(1).max(200),
+                patientIdentifier: z.string().trim().min(1).max(200),
+                by: By,
+              })
+              .strict(),
+          ),
+        },
+      },
+      responses: {
+        200: {
+          description: 'Acknowledged',
+          ...json(z.object({ criticalResultId: z.string(), acknowledgedAt: z.string() })),
+        },
+        409: { description: 'Already acknowledged', ...json(ErrorOut) },
+        422: { description: 'The read-back did not match', ...json(ErrorOut) },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { by, ...input } = c.req.valid('json');
+      const result = await acknowledgeCriticalResultDirectly(
+        c.get('services'),
+        c.get('tenant'),
+        c.req.valid('param').id,
+        input,
+        actorOf(c.get('credential').id, by),
+      );
+      return c.json(result, 200);
     },
   );
 

@@ -295,4 +295,28 @@ describe('critical results on the time-skipping test server', () => {
       lr.labrelay.services!.temporal()!.workflow.getHandle(critical.workflowId),
     );
   }, 120_000);
+
+  test('a provider reached by phone acknowledges with read-back recorded by the person who called; a wrong read-back is refused', async () => {
+    const critical = await sendCriticalPotassium('CRIT-3', 'MRN-CRIT-3');
+    await mailTo(WELBY, 1);
+    const acknowledge = (value: string) =>
+      postJson(`/v1/t/critical/critical-results/${critical.id}/acknowledge`, {
+        recipient: 'Dr Marcus Welby',
+        channel: 'phone',
+        value,
+        patientIdentifier: 'MRN-CRIT-3',
+        by: 'tech.lee@acmelab.example',
+      });
+    expect((await acknowledge('8.6')).status).toBe(422);
+    expect((await acknowledge('6.8')).status).toBe(200);
+    expect((await acknowledge('6.8')).status).toBe(409);
+    const { body } = await getJson(lr.baseUrl, cred, `/v1/t/critical/critical-results/${critical.id}`);
+    expect(body).toMatchObject({
+      status: 'acknowledged',
+      recipient: 'Dr Marcus Welby',
+      method: 'phone, read-back confirmed',
+      communicator: expect.stringContaining('tech.lee@acmelab.example'),
+    });
+    expect(body.attempts.map((a: any) => a.outcome)).toEqual(['sent', 'read_back_refused', 'acknowledged']);
+  }, 120_000);
 });
