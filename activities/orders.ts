@@ -35,8 +35,10 @@ import {
   type ObservationResult,
   type ObservationValueType,
   type PatientDemographics,
+  type ReferenceRange,
   type ResultStatus,
 } from '../domain/model.ts';
+import { convertUnit } from '../domain/units.ts';
 import { chooseDemographicMatch, demographicKey } from '../domain/reconciliation.ts';
 import {
   DEFAULT_ROUTING_DECISION,
@@ -132,7 +134,11 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
     const critical: CriticalStart[] = [];
     const deltaReasons: string[] = [];
     for (const o of observations) {
-      const flag = flagObservation(toObservationResult(o), table);
+      const flag = flagObservation(
+        toObservationResult(o),
+        table,
+        defaultRangeFor(o, tenant.settings.referenceRanges),
+      );
       flags.set(o.id, flag);
       await saveObservationFlag(trx, report.tenant_id, o.id, flag);
       const delta = await deltaOf(trx, report, o, thresholds, table);
@@ -784,6 +790,22 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
       });
     },
   };
+}
+
+/**
+ * The tenant's default reference range for a result that came without one, converted into the
+ * result's unit (UCUM); none when the units cannot be converted.
+ */
+function defaultRangeFor(
+  o: Observation,
+  ranges: { code: string; low: number | null; high: number | null; unit: string }[] | undefined,
+): ReferenceRange | null {
+  const range = ranges?.find((r) => r.code === o.code.code);
+  if (!range || o.unit === null) return null;
+  const low = range.low === null ? null : convertUnit(range.low, range.unit, o.unit);
+  const high = range.high === null ? null : convertUnit(range.high, range.unit, o.unit);
+  if ((range.low !== null && low === null) || (range.high !== null && high === null)) return null;
+  return { low, high, text: `${range.low ?? ''}-${range.high ?? ''} ${range.unit} (tenant default)` };
 }
 
 async function deltaOf(

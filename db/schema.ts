@@ -20,6 +20,8 @@ export interface TenantSettings {
   escalation?: EscalationPolicy;
   /** Delta-check limits per analyte; the defaults when absent. */
   deltaThresholds?: DeltaThreshold[];
+  /** Reference ranges used when a result arrives without one (by LOINC code, in `unit`). */
+  referenceRanges?: { code: string; low: number | null; high: number | null; unit: string }[];
   /** Turnaround before an order without its final results is overdue, in minutes. */
   turnaroundMinutes?: { default: number; byTest?: Record<string, number> };
   /** Minutes an open task waits before it rises one priority level. */

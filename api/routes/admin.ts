@@ -98,6 +98,21 @@ const TenantSettings = z
       )
       .max(500)
       .optional(),
+    referenceRanges: z
+      .array(
+        z
+          .object({
+            code: z.string().trim().min(1).openapi({ description: 'LOINC code' }),
+            low: z.number().nullable(),
+            high: z.number().nullable(),
+            unit: z.string().trim().min(1).openapi({ description: 'UCUM unit of low and high' }),
+          })
+          .strict()
+          .refine((r) => r.low !== null || r.high !== null, 'a reference range needs a low or a high bound'),
+      )
+      .max(2000)
+      .optional()
+      .openapi({ description: 'Ranges used when a result arrives without its own.' }),
     turnaroundMinutes: z
       .object({ default: Minutes, byTest: z.record(z.string(), Minutes).optional() })
       .strict()
@@ -105,9 +120,15 @@ const TenantSettings = z
       .openapi({
         description: 'Minutes from order to final results before an overdue alert (default 1440).',
       }),
-    taskAgingMinutes: z.number().int().min(15).max(7 * 24 * 60).optional().openapi({
-      description: 'Minutes an open task waits before it rises one priority level (default 240).',
-    }),
+    taskAgingMinutes: z
+      .number()
+      .int()
+      .min(15)
+      .max(7 * 24 * 60)
+      .optional()
+      .openapi({
+        description: 'Minutes an open task waits before it rises one priority level (default 240).',
+      }),
   })
   .strict();
 const TenantPatch = z

@@ -396,6 +396,34 @@ describe('order lifecycle', () => {
     );
   });
 
+  test("a result that arrives without a reference range is flagged against the tenant's default range, converted by UCUM", async () => {
+    await admin(
+      lr.baseUrl,
+      'PATCH',
+      '/v1/admin/tenants/life',
+      { settings: { referenceRanges: [{ code: '2093-3', low: null, high: 2.0, unit: 'g/L' }] } },
+      200,
+    );
+    const messageId = await send(
+      oru({
+        controlId: 'RANGE-1',
+        mrn: 'MRN-R1',
+        placer: 'ORD-R1',
+        obx: [{ ...cholesterol('245'), range: '' }],
+      }),
+    );
+    await waitForMessageStatus(lr.baseUrl, cred, messageId, 'delivered');
+    const { body } = await getJson(lr.baseUrl, cred, '/v1/t/life/fhir/Observation?patient.identifier=MRN-R1');
+    const observation = body.entry[0].resource;
+    expect(observation.interpretation[0].coding[0].code).toBe('H');
+    const flagged = await lr.labrelay
+      .services!.db.selectFrom('observations')
+      .select('flag_reasons')
+      .where('id', '=', observation.id)
+      .executeTakeFirstOrThrow();
+    expect(flagged.flag_reasons!.join(' ')).toContain('tenant default');
+  });
+
   test("another tenant's key sees none of these tasks or critical results", async () => {
     const other = await createTenantWithCredential(lr.baseUrl, 'life-other', ['tasks:write', 'results:read']);
     const tasks = await fetch(`${lr.baseUrl}/v1/t/life/tasks`, {
