@@ -688,7 +688,6 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
             await moveReport(trx, ref.tenantId, ref.reportId, REPORT_STAGE.rejected, 'rejected in review');
           return { decision: decision.decision, critical: [] };
         }
-        let critical: CriticalStart[] = [];
         if (decision.decision === REVIEW_DECISION.correct && !report.reviewed_at) {
           const observations = await findObservationsOfReports(trx, ref.tenantId, [ref.reportId]);
           const corrected: Observation[] = [];
@@ -726,7 +725,8 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
               value_comparator: null,
             });
           }
-          critical = (await flagObservations(trx, report, corrected)).critical;
+          // Flagged again; a value the correction made critical is picked up with the rest below.
+          await flagObservations(trx, report, corrected);
         }
         if (!report.reviewed_at) {
           await sql`update reports set reviewed_at = ${task.completed_at ?? new Date()}, reviewed_by = ${task.completed_by},
@@ -753,7 +753,7 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
           .where('tenant_id', '=', ref.tenantId)
           .where('report_id', '=', ref.reportId)
           .execute();
-        critical = all.map((r) => ({ criticalResultId: r.id, workflowId: r.workflow_id }));
+        const critical = all.map((r) => ({ criticalResultId: r.id, workflowId: r.workflow_id }));
         return { decision: decision.decision, critical };
       });
     },
