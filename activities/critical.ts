@@ -160,7 +160,7 @@ export function createCriticalActivities(deps: ActivityDeps) {
           to: provider.email!,
           subject: `CRITICAL RESULT: ${row.finding} (${tenant.name})`,
           text: [
-            `Dr ${provider.name},`,
+            `${provider.name},`,
             '',
             `A critical result needs your acknowledgement:`,
             '',

@@ -449,7 +449,14 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
         .where('reports.id', '!=', ref.reportId)
         .where('reports.duplicate_of', 'is', null)
         .where('reports.stage', 'not in', [REPORT_STAGE.failed, REPORT_STAGE.rejected])
-        .where('reports.created_at', '<=', report.created_at)
+        // Only reports stored before this one (ties broken by id): two identical reports stored
+        // together are never each other's duplicate, so one of them is processed.
+        .where((eb) =>
+          eb.or([
+            eb('reports.created_at', '<', report.created_at),
+            eb.and([eb('reports.created_at', '=', report.created_at), eb('reports.id', '<', report.id)]),
+          ]),
+        )
         .where(sql<boolean>`reports.code->>'code' = ${report.code.code}`);
       query =
         sender.sender === null

@@ -33,6 +33,8 @@ export type TaskDecision =
   | { decision: 'new' | 'reject' | 'acknowledge'; comment?: string | null };
 
 const OPEN: string[] = [TASK_STATUS.open, TASK_STATUS.claimed];
+/** Wrong read-backs one recipient may give before only a person at the lab can record the acknowledgement. */
+const MAX_READ_BACK_REFUSALS = 5;
 
 async function signalTask(services: Services, task: Task) {
   await services.starter.wake(task.workflow_id, 'taskCompleted', [{ taskId: task.id }]);
@@ -254,6 +256,15 @@ async function recordAcknowledgement(
   ack: Acknowledgement,
   readBack: { value: string; patientIdentifier: string },
 ): Promise<{ criticalResultId: string; acknowledgedAt: string }> {
+  const refusals = (await listCriticalAttempts(services.db, row.tenant_id, row.id)).filter(
+    (a) => a.outcome === 'read_back_refused' && a.recipient === ack.recipient,
+  ).length;
+  // A read-back is not a guessing game: after a few wrong ones the lab must confirm with the provider.
+  if (refusals >= MAX_READ_BACK_REFUSALS)
+    throw new AppError(
+      'forbidden',
+      'too many read-backs did not match; the lab will contact you to confirm this result by phone',
+    );
   const outcome = await checkCriticalReadBack(services, row, readBack);
   const at = new Date();
   const result = await services.db.transaction().execute(async (trx) => {

@@ -218,22 +218,33 @@ export function adminLifecycleRoutes() {
       const body = c.req.valid('json');
       const checked = validateRuleSet(body.rules);
       if (!checked.ok) throw invalidRules(checked.errors);
-      const saved = await db.transaction().execute(async (trx) => {
-        const tenant = await requireTenant(trx, c.req.valid('param').slug);
-        const version = await insertRulesVersion(trx, tenant.id, {
-          rules: checked.rules,
-          note: body.note ?? null,
-          createdBy: 'admin',
+      const saved = await db
+        .transaction()
+        .execute(async (trx) => {
+          const tenant = await requireTenant(trx, c.req.valid('param').slug);
+          const version = await insertRulesVersion(trx, tenant.id, {
+            rules: checked.rules,
+            note: body.note ?? null,
+            createdBy: 'admin',
+          });
+          await appendAudit(trx, {
+            tenantId: tenant.id,
+            actor: 'admin',
+            action: 'routing_rules.saved',
+            subject: `routing-rules/${version.version}`,
+            details: { note: body.note ?? null },
+          });
+          return version;
+        })
+        .catch((error: unknown) => {
+          // Two saves at once: the version number is the primary key; the second is told to retry.
+          if ((error as { code?: unknown }).code === '23505')
+            throw new AppError(
+              'conflict',
+              'the routing rules were changed at the same moment; load them and save again',
+            );
+          throw error;
         });
-        await appendAudit(trx, {
-          tenantId: tenant.id,
-          actor: 'admin',
-          action: 'routing_rules.saved',
-          subject: `routing-rules/${version.version}`,
-          details: { note: body.note ?? null },
-        });
-        return version;
-      });
       return c.json(rulesOut(saved), 201);
     },
   );

@@ -219,7 +219,15 @@ export function taskRoutes() {
       },
     }),
     async (c) => {
-      const body = optionalJson<{ by?: string }>(c.get('rawBody'));
+      const parsed = z
+        .object({ by: By })
+        .strict()
+        .safeParse(optionalJson<unknown>(c.get('rawBody')));
+      if (!parsed.success)
+        throw new AppError('invalid_request', 'the body may only name who claims the task: {"by": "..."}', [
+          { path: 'by', message: parsed.error.issues[0]?.message ?? 'invalid' },
+        ]);
+      const body = parsed.data;
       const actor = actorOf(c.get('credential').id, body.by);
       return c.json(
         taskOut(await claimTask(c.get('services'), c.get('tenant'), c.req.valid('param').id, actor)),

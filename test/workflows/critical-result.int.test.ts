@@ -299,15 +299,19 @@ describe('critical results on the time-skipping test server', () => {
   test('a provider reached by phone acknowledges with read-back recorded by the person who called; a wrong read-back is refused', async () => {
     const critical = await sendCriticalPotassium('CRIT-3', 'MRN-CRIT-3');
     await mailTo(WELBY, 1);
-    const acknowledge = (value: string) =>
+    const acknowledge = (value: string, recipient = 'Dr Marcus Welby') =>
       postJson(`/v1/t/critical/critical-results/${critical.id}/acknowledge`, {
-        recipient: 'Dr Marcus Welby',
+        recipient,
         channel: 'phone',
         value,
         patientIdentifier: 'MRN-CRIT-3',
         by: 'tech.lee@acmelab.example',
       });
     expect((await acknowledge('8.6')).status).toBe(422);
+    // Read-back is not a guessing game: after five wrong ones that recipient is stopped.
+    for (const guess of ['1', '2', '3', '4', '5'])
+      expect((await acknowledge(guess, 'Someone Else')).status).toBe(422);
+    expect((await acknowledge('6.8', 'Someone Else')).status).toBe(403);
     expect((await acknowledge('6.8')).status).toBe(200);
     expect((await acknowledge('6.8')).status).toBe(409);
     const { body } = await getJson(lr.baseUrl, cred, `/v1/t/critical/critical-results/${critical.id}`);
@@ -317,6 +321,10 @@ describe('critical results on the time-skipping test server', () => {
       method: 'phone, read-back confirmed',
       communicator: expect.stringContaining('tech.lee@acmelab.example'),
     });
-    expect(body.attempts.map((a: any) => a.outcome)).toEqual(['sent', 'read_back_refused', 'acknowledged']);
+    expect(body.attempts.map((a: any) => a.outcome)).toEqual([
+      'sent',
+      ...Array(6).fill('read_back_refused'),
+      'acknowledged',
+    ]);
   }, 120_000);
 });
