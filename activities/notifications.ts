@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { appendAudit } from '../db/audit.ts';
 import { enqueueMail } from '../db/mail.ts';
 import { findObservationsOfReports, findReport } from '../db/results.ts';
+import { tenantScope } from '../db/tenant-scope.ts';
 import { summariseReport } from '../domain/patient-summary.ts';
 import type { ActivityDeps } from './deps.ts';
 import { sendQueuedMail } from './mail.ts';
@@ -82,7 +83,11 @@ export function createNotificationActivities(deps: ActivityDeps) {
         .executeTakeFirst();
       if (existing?.status === PATIENT_NOTIFICATION_STATUS.notNotifiable) return { status: existing.status };
       const patient = report.patient_id
-        ? await db.selectFrom('patients').selectAll().where('id', '=', report.patient_id).executeTakeFirst()
+        ? await tenantScope(db, input.tenantId)
+            .selectFrom('patients')
+            .selectAll()
+            .where('id', '=', report.patient_id)
+            .executeTakeFirst()
         : undefined;
       if (!patient?.email) {
         await db.transaction().execute(async (trx) => {

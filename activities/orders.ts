@@ -27,6 +27,7 @@ import type {
   Report,
 } from '../db/schema.ts';
 import { findTask, openTask, updateTask } from '../db/tasks.ts';
+import { tenantScope } from '../db/tenant-scope.ts';
 import { DEFAULT_CRITICAL_TABLE, type CriticalLimit } from '../domain/critical-values.ts';
 import { DEFAULT_DELTA_THRESHOLDS, deltaCheck } from '../domain/delta-check.ts';
 import { flagObservation, type ObservationFlag } from '../domain/flags.ts';
@@ -143,9 +144,11 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
       await saveObservationFlag(trx, report.tenant_id, o.id, flag);
       const delta = await deltaOf(trx, report, o, thresholds, table);
       if (delta) {
-        await sql`update observations set delta = ${JSON.stringify(delta)}::jsonb where id = ${o.id}`.execute(
-          trx,
-        );
+        await tenantScope(trx, report.tenant_id)
+          .updateTable('observations')
+          .set({ delta: JSON.stringify(delta) })
+          .where('id', '=', o.id)
+          .execute();
         if (delta.exceeded && delta.reason) deltaReasons.push(`${nameOf(o)}: ${delta.reason}`);
       }
       if (flag.critical === true) {
@@ -226,9 +229,11 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
       await db.transaction().execute(async (trx) => {
         const order = await findOrder(trx, input.tenantId, input.orderKey);
         if (!order || order.overdue_at) return;
-        await sql`update orders set overdue_at = now(), updated_at = now() where id = ${order.id}`.execute(
-          trx,
-        );
+        await tenantScope(trx, input.tenantId)
+          .updateTable('orders')
+          .set({ overdue_at: new Date(), updated_at: new Date() })
+          .where('id', '=', order.id)
+          .execute();
         await openTask(trx, {
           tenantId: input.tenantId,
           dedupeKey: `overdue/${order.id}`,
@@ -267,12 +272,17 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
         const d: PatientDemographics = report.patient;
         const link = async (patientId: string, how: string) => {
           await addPatientIdentifiers(trx, ref.tenantId, patientId, d.identifiers);
-          await sql`update patients set
-              external_id = coalesce(external_id, ${d.externalId ?? null}),
-              email = coalesce(email, ${d.email ?? null}),
-              phone = coalesce(phone, ${d.phone ?? null}),
-              updated_at = now()
-            where id = ${patientId} and tenant_id = ${ref.tenantId}`.execute(trx);
+          // What the patient record lacks, the sender may fill; nothing it holds is overwritten.
+          await tenantScope(trx, ref.tenantId)
+            .updateTable('patients')
+            .set({
+              external_id: sql<string | null>`coalesce(external_id, ${d.externalId ?? null})`,
+              email: sql<string | null>`coalesce(email, ${d.email ?? null})`,
+              phone: sql<string | null>`coalesce(phone, ${d.phone ?? null})`,
+              updated_at: new Date(),
+            })
+            .where('id', '=', patientId)
+            .execute();
           await setReportPatient(trx, ref.tenantId, ref.reportId, patientId);
           await audit(trx, ref.tenantId, 'patient.matched', `report/${ref.reportId}`, { patientId, by: how });
           return { patientId, matchTaskId: null };
@@ -436,7 +446,7 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
       const report = await loadReport(db, ref);
       if (report.duplicate_of)
         return { duplicateOf: report.duplicate_of, replaces: null, unmarkedChange: false };
-      const sender = await db
+      const sender = await tenantScope(db, ref.tenantId)
         .selectFrom('messages')
         .select('sender')
         .where('id', '=', report.message_id)
@@ -489,9 +499,11 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
       );
       return db.transaction().execute(async (trx) => {
         if (same) {
-          await sql`update reports set duplicate_of = ${same.id}, updated_at = now() where id = ${ref.reportId}`.execute(
-            trx,
-          );
+          await tenantScope(trx, ref.tenantId)
+            .updateTable('reports')
+            .set({ duplicate_of: same.id, updated_at: new Date() })
+            .where('id', '=', ref.reportId)
+            .execute();
           await moveReport(
             trx,
             ref.tenantId,
@@ -505,9 +517,11 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
           return { duplicateOf: same.id, replaces: null, unmarkedChange: false };
         }
         const previous = earlier[0]!;
-        await sql`update reports set replaces = ${previous.id}, updated_at = now() where id = ${ref.reportId}`.execute(
-          trx,
-        );
+        await tenantScope(trx, ref.tenantId)
+          .updateTable('reports')
+          .set({ replaces: previous.id, updated_at: new Date() })
+          .where('id', '=', ref.reportId)
+          .execute();
         await audit(trx, ref.tenantId, 'report.corrects', `report/${ref.reportId}`, {
           replaces: previous.id,
         });
@@ -595,9 +609,11 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
         }
       }
       await db.transaction().execute(async (trx) => {
-        await sql`update reports set routing = ${JSON.stringify(decision)}::jsonb where id = ${ref.reportId}`.execute(
-          trx,
-        );
+        await tenantScope(trx, ref.tenantId)
+          .updateTable('reports')
+          .set({ routing: JSON.stringify(decision) })
+          .where('id', '=', ref.reportId)
+          .execute();
         await audit(
           trx,
           ref.tenantId,
@@ -736,9 +752,18 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
           await flagObservations(trx, report, corrected);
         }
         if (!report.reviewed_at) {
-          await sql`update reports set reviewed_at = ${task.completed_at ?? new Date()}, reviewed_by = ${task.completed_by},
-              interpretation = coalesce(${decision.interpretation ?? null}, interpretation), updated_at = now()
-            where id = ${ref.reportId} and tenant_id = ${ref.tenantId}`.execute(trx);
+          await tenantScope(trx, ref.tenantId)
+            .updateTable('reports')
+            .set({
+              reviewed_at: task.completed_at ?? new Date(),
+              reviewed_by: task.completed_by,
+              interpretation: sql<
+                string | null
+              >`coalesce(${decision.interpretation ?? null}, interpretation)`,
+              updated_at: new Date(),
+            })
+            .where('id', '=', ref.reportId)
+            .execute();
           await moveReport(
             trx,
             ref.tenantId,
@@ -867,14 +892,14 @@ async function deltaOf(
 /** What a rule can see of a report: codes, values, flags, the patient's age and sex, the source. */
 async function routingFacts(db: Kysely<Database>, tenantSlug: string, report: Report): Promise<RoutingFacts> {
   const observations = await findObservationsOfReports(db, report.tenant_id, [report.id]);
-  const message = await db
+  const message = await tenantScope(db, report.tenant_id)
     .selectFrom('messages')
     .leftJoin('connections', 'connections.id', 'messages.connection_id')
     .select(['messages.format', 'messages.transport', 'connections.name as connection'])
     .where('messages.id', '=', report.message_id)
     .executeTakeFirstOrThrow();
   const patient = report.patient_id
-    ? await db
+    ? await tenantScope(db, report.tenant_id)
         .selectFrom('patients')
         .select(['birth_date', 'sex', 'email'])
         .where('id', '=', report.patient_id)
