@@ -36,7 +36,15 @@ export async function ensureCriticalResult(
       patient_contact: null,
       closed_at: null,
     })
-    .onConflict((oc) => oc.column('observation_id').doNothing())
+    // A reviewer's correction of a critical value changes the finding of a loop still open; a
+    // closed loop keeps what was communicated.
+    .onConflict((oc) =>
+      oc
+        .column('observation_id')
+        .doUpdateSet({ finding: input.finding, updated_at: new Date() })
+        .where('critical_results.status', '!=', CRITICAL_STATUS.closed)
+        .where('critical_results.finding', '!=', input.finding),
+    )
     .execute();
   return tenantScope(db, input.tenantId)
     .selectFrom('critical_results')
