@@ -29,6 +29,7 @@ import type {
 import { findTask, openTask, updateTask } from '../db/tasks.ts';
 import { tenantScope } from '../db/tenant-scope.ts';
 import { DEFAULT_CRITICAL_TABLE, type CriticalLimit } from '../domain/critical-values.ts';
+import { CRITICAL_STATUS } from '../domain/escalation.ts';
 import { DEFAULT_DELTA_THRESHOLDS, deltaCheck } from '../domain/delta-check.ts';
 import { flagObservation, type ObservationFlag } from '../domain/flags.ts';
 import {
@@ -749,7 +750,22 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
             });
           }
           // Flagged again; a value the correction made critical is picked up with the rest below.
-          await flagObservations(trx, report, corrected);
+          const reflagged = await flagObservations(trx, report, corrected);
+          // An open critical loop about a corrected value says so: the finding names both values,
+          // and whether the corrected one is still critical.
+          for (const o of corrected) {
+            const was = observations.find((x) => x.id === o.id)!;
+            const label = reflagged.flags.get(o.id)?.critical ? 'still critical' : 'no longer critical';
+            await tenantScope(trx, ref.tenantId)
+              .updateTable('critical_results')
+              .set({
+                finding: `${nameOf(o)} ${was.value_numeric ?? was.value_text ?? ''} corrected in review to ${o.value_numeric ?? o.value_text ?? ''}${o.unit ? ` ${o.unit}` : ''} (${label})`,
+                updated_at: new Date(),
+              })
+              .where('observation_id', '=', o.id)
+              .where('status', '!=', CRITICAL_STATUS.closed)
+              .execute();
+          }
         }
         if (!report.reviewed_at) {
           await tenantScope(trx, ref.tenantId)

@@ -7,10 +7,14 @@ import {
 } from '../db/critical-results.ts';
 import { findPatients } from '../db/patients.ts';
 import { findObservationsOfReports, findReport, REPORT_STAGE } from '../db/results.ts';
-import type { Task, Tenant } from '../db/schema.ts';
+import type { Task, Tenant, TenantSettings } from '../db/schema.ts';
 import { lockTask, updateTask } from '../db/tasks.ts';
 import { verifyAckToken } from '../domain/ack-link.ts';
-import { CRITICAL_STATUS, type PatientContactOutcome } from '../domain/escalation.ts';
+import {
+  CRITICAL_STATUS,
+  DEFAULT_ESCALATION_POLICY,
+  type PatientContactOutcome,
+} from '../domain/escalation.ts';
 import { checkReadBack } from '../domain/read-back.ts';
 import { REVIEW_DECISION, TASK_KIND, TASK_STATUS, type ReviewDecision } from '../domain/tasks.ts';
 import { AppError } from './errors.ts';
@@ -36,6 +40,11 @@ const OPEN: string[] = [TASK_STATUS.open, TASK_STATUS.claimed];
 /** Wrong read-backs one recipient may give before only a person at the lab can record the acknowledgement. */
 const MAX_READ_BACK_REFUSALS = 5;
 
+/** The person behind an actor ("dave (credential:…)" is dave): who a task is assigned to. */
+function personOf(actor: string): string {
+  return actor.replace(/ \(credential:[^)]+\)$/, '');
+}
+
 async function signalTask(services: Services, task: Task) {
   await services.starter.wake(task.workflow_id, 'taskCompleted', [{ taskId: task.id }]);
 }
@@ -52,11 +61,11 @@ export async function claimTask(
     if (!task) throw new AppError('not_found', `tenant ${tenant.slug} has no task ${taskId}`);
     if (!OPEN.includes(task.status))
       throw new AppError('conflict', `task ${taskId} is already ${task.status}`);
-    if (task.status === TASK_STATUS.claimed && task.assignee !== actor)
+    if (task.status === TASK_STATUS.claimed && task.assignee !== personOf(actor))
       throw new AppError('conflict', `task ${taskId} is claimed by ${task.assignee}; reassign it first`);
     const claimed = await updateTask(trx, tenant.id, taskId, {
       status: TASK_STATUS.claimed,
-      assignee: actor,
+      assignee: personOf(actor),
       claimedAt: new Date(),
     });
     await appendAudit(trx, { tenantId: tenant.id, actor, action: 'task.claimed', subject: `task/${taskId}` });
@@ -111,8 +120,8 @@ export async function completeTask(
     if (!task) throw new AppError('not_found', `tenant ${tenant.slug} has no task ${taskId}`);
     if (!OPEN.includes(task.status))
       throw new AppError('conflict', `task ${taskId} is already ${task.status}`);
-    if (task.status === TASK_STATUS.claimed && task.assignee !== actor)
-      throw new AppError('conflict', `task ${taskId} is claimed by ${task.assignee}`);
+    if (task.status === TASK_STATUS.claimed && task.assignee !== personOf(actor))
+      throw new AppError('conflict', `task ${taskId} is claimed by ${task.assignee}; reassign it first`);
     const allowed: Record<string, string[]> = {
       [TASK_KIND.reviewResult]: Object.values(REVIEW_DECISION),
       [TASK_KIND.matchPatient]: ['match', 'new', 'reject'],
@@ -129,11 +138,16 @@ export async function completeTask(
         { path: 'decision', message: `expected one of ${options.join(', ')}` },
       ]);
     if (decision.decision === 'match') {
-      const [patient] = await findPatients(trx, tenant.id, [decision.patientId]);
-      if (!patient)
-        throw new AppError('invalid_request', `tenant ${tenant.slug} has no patient ${decision.patientId}`, [
-          { path: 'patientId', message: 'not a patient of this tenant' },
-        ]);
+      // Only a patient the task offered: matching is a choice among candidates, never a free pick.
+      const candidates = ((task.payload as { candidates?: { id: string }[] }).candidates ?? []).map(
+        (c) => c.id,
+      );
+      if (!candidates.includes(decision.patientId))
+        throw new AppError(
+          'invalid_request',
+          `patient ${decision.patientId} is not one of this task's candidates (${candidates.join(', ') || 'none'}); choose one of them or a new patient`,
+          [{ path: 'patientId', message: 'not a candidate of this task' }],
+        );
     }
     if (decision.decision === REVIEW_DECISION.correct) {
       const corrections = 'corrections' in decision ? (decision.corrections ?? []) : [];
@@ -147,6 +161,19 @@ export async function completeTask(
         ? await findObservationsOfReports(trx, tenant.id, [task.report_id])
         : [];
       const unknown = corrections.filter((c) => !observations.some((o) => o.id === c.observationId));
+      const notNumbers = corrections.filter((c) => {
+        const o = observations.find((x) => x.id === c.observationId);
+        return o?.value_type === 'quantity' && !(typeof c.value === 'number' && Number.isFinite(c.value));
+      });
+      if (notNumbers.length > 0)
+        throw new AppError(
+          'invalid_request',
+          `results ${notNumbers.map((n) => n.observationId).join(', ')} are numeric: correct them with a number`,
+          notNumbers.map((n) => ({
+            path: `corrections.${corrections.indexOf(n)}.value`,
+            message: 'a number is required',
+          })),
+        );
       if (unknown.length > 0)
         throw new AppError(
           'invalid_request',
@@ -162,7 +189,7 @@ export async function completeTask(
       decision: { ...decision },
       completedAt: new Date(),
       completedBy: actor,
-      assignee: task.assignee ?? actor,
+      assignee: task.assignee ?? personOf(actor),
     });
     await appendAudit(trx, {
       tenantId: tenant.id,
@@ -223,17 +250,28 @@ async function checkCriticalReadBack(
   );
   const [patient] = row.patient_id ? await findPatients(services.db, row.tenant_id, [row.patient_id]) : [];
   const sent = patient ? null : (await findReport(services.db, row.tenant_id, row.report_id))?.patient;
-  return checkReadBack(
+  const who = {
+    patientIdentifiers: (patient?.identifiers ?? sent?.identifiers ?? []).map((i) => i.value),
+    birthDate: patient?.birth_date ?? sent?.birthDate ?? null,
+    familyName: patient?.family_name ?? sent?.familyName ?? null,
+  };
+  const current = checkReadBack(
     {
       value: observation?.value_numeric ?? null,
       text: observation?.value_text ?? null,
       unit: observation?.unit ?? null,
-      patientIdentifiers: (patient?.identifiers ?? sent?.identifiers ?? []).map((i) => i.value),
-      birthDate: patient?.birth_date ?? sent?.birthDate ?? null,
-      familyName: patient?.family_name ?? sent?.familyName ?? null,
+      ...who,
     },
     readBack,
   );
+  // A provider told the value before a reviewer corrected it reads back what they were told.
+  const before = observation?.corrected_from;
+  if (current.ok || !before) return current;
+  const original = checkReadBack(
+    { value: before.numeric, text: before.text, unit: before.unit, ...who },
+    readBack,
+  );
+  return original.ok ? original : current;
 }
 
 interface Acknowledgement {
@@ -429,6 +467,13 @@ export async function recordPatientContact(
     const attempts = (await listCriticalAttempts(trx, tenant.id, row.id)).filter(
       (a) => a.target === 'patient',
     );
+    // The row lock above serialises attempts: no more than the policy allows, none after "reached".
+    const policy = (tenant.settings as TenantSettings).escalation ?? DEFAULT_ESCALATION_POLICY;
+    if (attempts.some((a) => a.outcome === 'reached') || attempts.length >= policy.patientContactAttempts)
+      throw new AppError(
+        'conflict',
+        `the patient follow-up is complete (${attempts.length} attempt(s) recorded); it closes shortly`,
+      );
     await recordCriticalAttempt(trx, {
       tenantId: tenant.id,
       criticalResultId: row.id,

@@ -63,3 +63,15 @@ function normaliseUnit(unit: string | null): string {
   const u = (unit ?? '').trim();
   return UNIT_ALIASES[u] ?? u;
 }
+
+/**
+ * Whether a unit is one LabRelay can convert: a valid UCUM code or one of the aliases senders use.
+ *
+ * @example isKnownUnit('mmol/L') // true
+ * @example isKnownUnit('bananas') // false
+ */
+export function isKnownUnit(unit: string): boolean {
+  const u = normaliseUnit(unit);
+  if (DIMENSIONLESS.has(u)) return true;
+  return utils.validateUnitString(u).status === 'valid';
+}

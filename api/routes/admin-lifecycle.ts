@@ -81,6 +81,30 @@ const RulesBody = z
   .strict()
   .openapi('NewRoutingRules');
 
+/** A typical flagged report, for the dry run of rules being saved. */
+const SAMPLE_FACTS: RoutingFacts = {
+  tenant: 'sample',
+  source: { format: 'hl7v2', transport: 'http', connection: null },
+  test: { code: '24323-8', system: 'http://loinc.org', display: 'Comprehensive metabolic panel' },
+  report: { status: 'final', critical: false, abnormal: true, needsReview: false },
+  results: [
+    {
+      code: '2823-3',
+      system: 'http://loinc.org',
+      value: 5.4,
+      text: null,
+      unit: 'mmol/L',
+      interpretation: 'H',
+      critical: false,
+      low: 3.5,
+      high: 5.1,
+    },
+  ],
+  patient: { ageYears: 54, sex: 'female', notifiable: true },
+  orderingLocation: null,
+  orderingProvider: '1234',
+};
+
 async function requireTenant(db: Parameters<typeof findTenantBySlug>[0], slug: string) {
   const tenant = await findTenantBySlug(db, slug);
   if (!tenant) throw new AppError('not_found', `there is no tenant ${slug}`);
@@ -218,6 +242,14 @@ export function adminLifecycleRoutes() {
       const body = c.req.valid('json');
       const checked = validateRuleSet(body.rules);
       if (!checked.ok) throw invalidRules(checked.errors);
+      // A dry run on a sample report catches a rule that can never give a usable decision
+      // ("priority": "asap", a negative delay) before it is in force.
+      try {
+        evaluateRouting(checked.rules, SAMPLE_FACTS, DEFAULT_ROUTING_DECISION);
+      } catch (error) {
+        if (!(error instanceof RoutingRuleError)) throw error;
+        throw invalidRules([{ path: error.rule ?? '', message: error.message }]);
+      }
       const saved = await db
         .transaction()
         .execute(async (trx) => {

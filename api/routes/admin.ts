@@ -6,6 +6,7 @@ import { insertConnection, listConnections } from '../../db/connections.ts';
 import { revokeCredential } from '../../db/credentials.ts';
 import type { Connection, Tenant } from '../../db/schema.ts';
 import { findTenantBySlug, insertTenant, listTenants } from '../../db/tenants.ts';
+import { isKnownUnit } from '../../domain/units.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
@@ -27,6 +28,13 @@ const Minutes = z
   .int()
   .min(1)
   .max(7 * 24 * 60);
+const Ucum = z
+  .string()
+  .trim()
+  .min(1)
+  .refine(isKnownUnit, 'not a UCUM unit LabRelay can convert (e.g. mmol/L, mg/dL, 10*3/uL)');
+const ordered = (r: { low: number | null; high: number | null }) =>
+  r.low === null || r.high === null || r.low < r.high;
 const TenantSettings = z
   .object({
     releaseDelaySeconds: z
@@ -44,16 +52,24 @@ const TenantSettings = z
             name: z.string().trim().min(1),
             low: z.number().nullable(),
             high: z.number().nullable(),
-            unit: z.string().trim().min(1).openapi({ description: 'UCUM unit the limits are in.' }),
+            unit: Ucum.openapi({ description: 'UCUM unit the limits are in.' }),
             molecularWeight: z.number().positive().optional(),
             charge: z.number().int().positive().optional(),
           })
           .strict()
-          .refine((l) => l.low !== null || l.high !== null, 'a critical limit needs a low or a high bound'),
+          .refine((l) => l.low !== null || l.high !== null, 'a critical limit needs a low or a high bound')
+          .refine(ordered, 'the low critical limit must be below the high one'),
       )
       .max(500)
+      .refine(
+        (t) => new Set(t.map((l) => l.loinc)).size === t.length,
+        'each LOINC code appears once in the critical table',
+      )
       .optional()
-      .openapi({ description: "The tenant's critical table; the default table (DESIGN.md) when absent." }),
+      .openapi({
+        description:
+          "The tenant's whole critical table: it replaces the default table (DESIGN.md), so list every analyte you want checked.",
+      }),
     escalation: z
       .object({
         steps: z
@@ -85,7 +101,7 @@ const TenantSettings = z
         z
           .object({
             code: z.string().trim().min(1),
-            unit: z.string().trim().min(1),
+            unit: Ucum,
             absolute: z.number().positive().optional(),
             percent: z.number().positive().optional(),
             withinHours: z.number().positive().optional(),
@@ -105,10 +121,11 @@ const TenantSettings = z
             code: z.string().trim().min(1).openapi({ description: 'LOINC code' }),
             low: z.number().nullable(),
             high: z.number().nullable(),
-            unit: z.string().trim().min(1).openapi({ description: 'UCUM unit of low and high' }),
+            unit: Ucum.openapi({ description: 'UCUM unit of low and high' }),
           })
           .strict()
-          .refine((r) => r.low !== null || r.high !== null, 'a reference range needs a low or a high bound'),
+          .refine((r) => r.low !== null || r.high !== null, 'a reference range needs a low or a high bound')
+          .refine(ordered, 'the low bound must be below the high one'),
       )
       .max(2000)
       .optional()

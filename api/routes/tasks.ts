@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { listCriticalAttempts, listCriticalResults, findCriticalResult } from '../../db/critical-results.ts';
 import type { CriticalAttempt, CriticalResult, Task } from '../../db/schema.ts';
+import { findObservationsOfReports, findReport } from '../../db/results.ts';
 import { findTask, listTasks } from '../../db/tasks.ts';
 import { CRITICAL_STATUS, PATIENT_CONTACT_OUTCOME } from '../../domain/escalation.ts';
 import { TASK_KIND, TASK_STATUS } from '../../domain/tasks.ts';
@@ -195,14 +196,53 @@ export function taskRoutes() {
       path: '/tasks/{id}',
       summary: 'Read a task',
       request: { params: Id },
-      responses: { 200: { description: 'The task', ...json(TaskOut) }, ...errors },
+      responses: {
+        200: {
+          description: 'The task, with the report and results it is about (values, ranges, flags)',
+          ...json(TaskOut.extend({ report: z.any().nullable() })),
+        },
+        ...errors,
+      },
     }),
     async (c) => {
       const tenant = c.get('tenant');
-      const task = await findTask(c.get('services').db, tenant.id, c.req.valid('param').id);
+      const { db } = c.get('services');
+      const task = await findTask(db, tenant.id, c.req.valid('param').id);
       if (!task)
         throw new AppError('not_found', `tenant ${tenant.slug} has no task ${c.req.valid('param').id}`);
-      return c.json(taskOut(task), 200);
+      // What the reviewer decides on: the report as received and flagged (not yet in the result API).
+      const report = task.report_id ? await findReport(db, tenant.id, task.report_id) : undefined;
+      const observations = report ? await findObservationsOfReports(db, tenant.id, [report.id]) : [];
+      return c.json(
+        {
+          ...taskOut(task),
+          report: report
+            ? {
+                id: report.id,
+                code: report.code,
+                status: report.status,
+                stage: report.stage,
+                patient: report.patient,
+                patientId: report.patient_id,
+                observations: observations.map((o) => ({
+                  id: o.id,
+                  code: o.code,
+                  valueType: o.value_type,
+                  value: o.value_numeric,
+                  text: o.value_text,
+                  unit: o.unit,
+                  referenceRange: o.reference_range,
+                  interpretation: o.interpretation,
+                  critical: o.critical,
+                  flagReasons: o.flag_reasons,
+                  delta: o.delta,
+                  correctedFrom: o.corrected_from,
+                })),
+              }
+            : null,
+        },
+        200,
+      );
     },
   );
 

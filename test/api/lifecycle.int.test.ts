@@ -153,13 +153,14 @@ describe('order lifecycle', () => {
       (await call('POST', `/v1/t/life/tasks/${task.id}/claim`, { by: 'dr.a@acme.example' })).body,
     ).toMatchObject({
       status: 'claimed',
-      assignee: 'dr.a@acme.example (credential:' + cred.credentialId + ')',
+      assignee: 'dr.a@acme.example',
     });
-    const observations = await lr.labrelay
-      .services!.db.selectFrom('observations')
-      .select(['id', 'value_numeric'])
-      .where('report_id', '=', reportId)
-      .execute();
+    // The task shows the reviewer what they decide on: the report's results as received and flagged.
+    const { body: detail } = await getJson(lr.baseUrl, cred, `/v1/t/life/tasks/${task.id}`);
+    expect(detail.report.observations).toMatchObject([
+      { code: { code: '2093-3' }, value: 2120, unit: 'mg/dL', interpretation: 'H' },
+    ]);
+    const observations = detail.report.observations as { id: string }[];
     const correction = {
       decision: 'correct',
       corrections: [{ observationId: observations[0]!.id, value: 212 }],
@@ -176,7 +177,23 @@ describe('order lifecycle', () => {
       corrections: [{ observationId: '00000000-0000-4000-8000-000000000000', value: 1 }],
     });
     expect(badCorrection.status).toBe(400);
-    const done = await call('POST', `/v1/t/life/tasks/${task.id}/complete`, correction);
+    const textForNumber = await call('POST', `/v1/t/life/tasks/${task.id}/complete`, {
+      ...correction,
+      corrections: [{ observationId: observations[0]!.id, value: 'abc' }],
+    });
+    expect(textForNumber.status).toBe(400);
+    expect(textForNumber.body.error.message).toContain('numeric');
+    // Handed over to dr.b, who completes it; dr.a no longer can.
+    const handover = await call('POST', `/v1/t/life/tasks/${task.id}/reassign`, {
+      assignee: 'dr.b@acme.example',
+      by: 'dr.a@acme.example',
+    });
+    expect(handover.status).toBe(200);
+    expect((await call('POST', `/v1/t/life/tasks/${task.id}/complete`, correction)).status).toBe(409);
+    const done = await call('POST', `/v1/t/life/tasks/${task.id}/complete`, {
+      ...correction,
+      by: 'dr.b@acme.example',
+    });
     expect(done.status).toBe(200);
     expect(done.body).toMatchObject({ status: 'completed', decision: { decision: 'correct' } });
     expect((await call('POST', `/v1/t/life/tasks/${task.id}/complete`, correction)).status).toBe(409);
@@ -193,7 +210,7 @@ describe('order lifecycle', () => {
       .select(['corrected_from', 'interpretation'])
       .where('id', '=', observations[0]!.id)
       .executeTakeFirstOrThrow();
-    expect(corrected.corrected_from).toMatchObject({ numeric: 2120, by: expect.stringContaining('dr.a') });
+    expect(corrected.corrected_from).toMatchObject({ numeric: 2120, by: expect.stringContaining('dr.b') });
     expect(corrected.interpretation).toBe('H');
   });
 
@@ -207,9 +224,16 @@ describe('order lifecycle', () => {
     const problem = (await refused.json()) as { error: { details: { path: string }[] } };
     expect(problem.error.details[0]!.path).toBe('reviewRequired.and[1]');
 
-    // Gives a number, not true/false: the rule is wrong, so a person decides.
+    // A rule that can never give a usable decision is refused when it is saved.
+    const asap = await fetch(`${lr.baseUrl}/v1/admin/tenants/life/routing-rules`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer test-admin-token-0123456789', 'content-type': 'application/json' },
+      body: JSON.stringify({ rules: { priority: 'asap' } }),
+    });
+    expect(asap.status).toBe(400);
+    // Gives a number instead of true/false, but only for a CBC: saved, and a person decides.
     await admin(lr.baseUrl, 'POST', '/v1/admin/tenants/life/routing-rules', {
-      rules: { reviewRequired: { '+': [1, 2] } },
+      rules: { reviewRequired: { if: [{ '==': [{ var: 'test.code' }, '58410-2'] }, 3, false] } },
     });
     const messageId = await send(
       oru({
@@ -394,6 +418,27 @@ describe('order lifecycle', () => {
     expect(order.history.map((h) => h.status)).toEqual(
       expect.arrayContaining(['ordered', 'final', 'delivered', 'closed', 'corrected']),
     );
+  });
+
+  test('settings that cannot be right are refused: an unknown unit, a low limit above the high one, an analyte twice', async () => {
+    for (const settings of [
+      { criticalTable: [{ loinc: '2951-2', name: 'Sodium', low: 120, high: 160, unit: 'bananas' }] },
+      { criticalTable: [{ loinc: '2951-2', name: 'Sodium', low: 160, high: 120, unit: 'mmol/L' }] },
+      {
+        criticalTable: [
+          { loinc: '2951-2', name: 'Sodium', low: 120, high: 160, unit: 'mmol/L' },
+          { loinc: '2951-2', name: 'Sodium', low: 110, high: 170, unit: 'mmol/L' },
+        ],
+      },
+      { referenceRanges: [{ code: '2951-2', low: 145, high: 135, unit: 'mmol/L' }] },
+    ]) {
+      const response = await fetch(`${lr.baseUrl}/v1/admin/tenants/life`, {
+        method: 'PATCH',
+        headers: { authorization: 'Bearer test-admin-token-0123456789', 'content-type': 'application/json' },
+        body: JSON.stringify({ settings }),
+      });
+      expect({ settings, status: response.status }).toEqual({ settings, status: 400 });
+    }
   });
 
   test("a result that arrives without a reference range is flagged against the tenant's default range, converted by UCUM", async () => {

@@ -231,6 +231,12 @@ describe('critical results on the time-skipping test server', () => {
       });
       expect(response.status).toBe(204);
     }
+    // The follow-up is complete: no attempt after the patient was reached.
+    const late = await postJson(`/v1/t/critical/critical-results/${critical.id}/patient-contacts`, {
+      method: 'phone',
+      outcome: 'no_answer',
+    });
+    expect(late.status).toBe(409);
 
     const closed = await eventually(async () => {
       const { body } = await getJson(lr.baseUrl, cred, `/v1/t/critical/critical-results/${critical.id}`);
