@@ -365,6 +365,21 @@ export function adminRoutes() {
 
   app.openapi(
     createRoute({
+      method: 'get',
+      path: '/tenants/{slug}',
+      summary: 'Read a tenant with its settings',
+      request: { params: SlugParam },
+      responses: {
+        200: { description: 'The tenant', ...json(TenantOut) },
+        404: { description: 'No such tenant', ...json(ErrorOut) },
+        ...errors,
+      },
+    }),
+    async (c) => c.json(tenantOut(await requireTenant(c.get('services').db, c.req.valid('param').slug)), 200),
+  );
+
+  app.openapi(
+    createRoute({
       method: 'post',
       path: '/tenants/{slug}/credentials',
       summary: 'Create a credential (API key and signing secret, shown once)',

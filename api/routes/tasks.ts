@@ -63,46 +63,59 @@ const Correction = z
   })
   .strict();
 const CompleteBody = z
-  .discriminatedUnion('decision', [
-    z
-      .object({
-        decision: z.literal('approve'),
-        interpretation: z.string().max(10_000).nullable().optional(),
-        comment: z.string().max(2000).nullable().optional(),
-        by: By,
-      })
-      .strict(),
-    z
-      .object({
-        decision: z.literal('correct'),
-        corrections: z.array(Correction).min(1).max(500),
-        interpretation: z.string().max(10_000).nullable().optional(),
-        comment: z.string().max(2000).nullable().optional(),
-        by: By,
-      })
-      .strict(),
-    z
-      .object({ decision: z.literal('reject'), comment: z.string().max(2000).nullable().optional(), by: By })
-      .strict(),
-    z
-      .object({
-        decision: z.literal('match'),
-        patientId: z.string().uuid(),
-        comment: z.string().max(2000).nullable().optional(),
-        by: By,
-      })
-      .strict(),
-    z
-      .object({ decision: z.literal('new'), comment: z.string().max(2000).nullable().optional(), by: By })
-      .strict(),
-    z
-      .object({
-        decision: z.literal('acknowledge'),
-        comment: z.string().max(2000).nullable().optional(),
-        by: By,
-      })
-      .strict(),
-  ])
+  .discriminatedUnion(
+    'decision',
+    [
+      z
+        .object({
+          decision: z.literal('approve'),
+          interpretation: z.string().max(10_000).nullable().optional(),
+          comment: z.string().max(2000).nullable().optional(),
+          by: By,
+        })
+        .strict(),
+      z
+        .object({
+          decision: z.literal('correct'),
+          corrections: z.array(Correction).min(1).max(500),
+          interpretation: z.string().max(10_000).nullable().optional(),
+          comment: z.string().max(2000).nullable().optional(),
+          by: By,
+        })
+        .strict(),
+      z
+        .object({
+          decision: z.literal('reject'),
+          comment: z.string().max(2000).nullable().optional(),
+          by: By,
+        })
+        .strict(),
+      z
+        .object({
+          decision: z.literal('match'),
+          patientId: z.string().uuid(),
+          comment: z.string().max(2000).nullable().optional(),
+          by: By,
+        })
+        .strict(),
+      z
+        .object({ decision: z.literal('new'), comment: z.string().max(2000).nullable().optional(), by: By })
+        .strict(),
+      z
+        .object({
+          decision: z.literal('acknowledge'),
+          comment: z.string().max(2000).nullable().optional(),
+          by: By,
+        })
+        .strict(),
+    ],
+    {
+      error: (issue) =>
+        issue.code === 'invalid_union'
+          ? 'decision is required: approve, correct or reject (review_result); match, new or reject (match_patient); acknowledge (order_overdue)'
+          : undefined,
+    },
+  )
   .openapi('TaskCompletion', {
     description:
       'review_result: approve | correct (with corrections) | reject; match_patient: match (with patientId) | new | reject; order_overdue: acknowledge.',

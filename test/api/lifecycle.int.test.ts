@@ -469,6 +469,21 @@ describe('order lifecycle', () => {
     expect(flagged.flag_reasons!.join(' ')).toContain('tenant default');
   });
 
+  test('a completion without a decision says which decisions exist; a tenant is read with its settings', async () => {
+    const empty = await call('POST', '/v1/t/life/tasks/00000000-0000-4000-8000-000000000000/complete', {});
+    expect(empty.status).toBe(400);
+    expect(empty.body.error.message).toContain('decision is required: approve, correct or reject');
+    const tenant = await admin<{ slug: string; settings: Record<string, unknown> }>(
+      lr.baseUrl,
+      'GET',
+      '/v1/admin/tenants/life',
+      undefined,
+      200,
+    );
+    expect(tenant.slug).toBe('life');
+    expect(tenant.settings).toHaveProperty('referenceRanges');
+  });
+
   test("another tenant's key sees none of these tasks or critical results", async () => {
     const other = await createTenantWithCredential(lr.baseUrl, 'life-other', ['tasks:write', 'results:read']);
     const tasks = await fetch(`${lr.baseUrl}/v1/t/life/tasks`, {
