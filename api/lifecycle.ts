@@ -7,7 +7,8 @@ import {
 } from '../db/critical-results.ts';
 import { findPatients } from '../db/patients.ts';
 import { findObservationsOfReports, findReport, REPORT_STAGE } from '../db/results.ts';
-import type { Task, Tenant, TenantSettings } from '../db/schema.ts';
+import type { Transaction } from 'kysely';
+import type { Database, Task, Tenant, TenantSettings } from '../db/schema.ts';
 import { lockTask, updateTask } from '../db/tasks.ts';
 import { verifyAckToken } from '../domain/ack-link.ts';
 import {
@@ -45,6 +46,14 @@ function personOf(actor: string): string {
   return actor.replace(/ \(credential:[^)]+\)$/, '');
 }
 
+/** Locks a task that is still open or claimed, for a change in the caller's transaction. */
+async function lockOpenTask(trx: Transaction<Database>, tenant: Tenant, taskId: string): Promise<Task> {
+  const task = await lockTask(trx, tenant.id, taskId);
+  if (!task) throw new AppError('not_found', `tenant ${tenant.slug} has no task ${taskId}`);
+  if (!OPEN.includes(task.status)) throw new AppError('conflict', `task ${taskId} is already ${task.status}`);
+  return task;
+}
+
 async function signalTask(services: Services, task: Task) {
   await services.starter.wake(task.workflow_id, 'taskCompleted', [{ taskId: task.id }]);
 }
@@ -57,10 +66,7 @@ export async function claimTask(
   actor: string,
 ): Promise<Task> {
   return services.db.transaction().execute(async (trx) => {
-    const task = await lockTask(trx, tenant.id, taskId);
-    if (!task) throw new AppError('not_found', `tenant ${tenant.slug} has no task ${taskId}`);
-    if (!OPEN.includes(task.status))
-      throw new AppError('conflict', `task ${taskId} is already ${task.status}`);
+    const task = await lockOpenTask(trx, tenant, taskId);
     if (task.status === TASK_STATUS.claimed && task.assignee !== personOf(actor))
       throw new AppError('conflict', `task ${taskId} is claimed by ${task.assignee}; reassign it first`);
     const claimed = await updateTask(trx, tenant.id, taskId, {
@@ -82,10 +88,7 @@ export async function reassignTask(
   actor: string,
 ): Promise<Task> {
   return services.db.transaction().execute(async (trx) => {
-    const task = await lockTask(trx, tenant.id, taskId);
-    if (!task) throw new AppError('not_found', `tenant ${tenant.slug} has no task ${taskId}`);
-    if (!OPEN.includes(task.status))
-      throw new AppError('conflict', `task ${taskId} is already ${task.status}`);
+    const task = await lockOpenTask(trx, tenant, taskId);
     const updated = await updateTask(trx, tenant.id, taskId, {
       status: assignee ? TASK_STATUS.claimed : TASK_STATUS.open,
       assignee,
@@ -116,10 +119,7 @@ export async function completeTask(
   actor: string,
 ): Promise<Task> {
   const completed = await services.db.transaction().execute(async (trx) => {
-    const task = await lockTask(trx, tenant.id, taskId);
-    if (!task) throw new AppError('not_found', `tenant ${tenant.slug} has no task ${taskId}`);
-    if (!OPEN.includes(task.status))
-      throw new AppError('conflict', `task ${taskId} is already ${task.status}`);
+    const task = await lockOpenTask(trx, tenant, taskId);
     if (task.status === TASK_STATUS.claimed && task.assignee !== personOf(actor))
       throw new AppError('conflict', `task ${taskId} is claimed by ${task.assignee}; reassign it first`);
     const allowed: Record<string, string[]> = {

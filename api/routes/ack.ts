@@ -2,11 +2,8 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv } from '../env.ts';
 import { acknowledgeCriticalResult, describeAckLink } from '../lifecycle.ts';
 import { validationHook } from '../validation.ts';
+import { ErrorOut, json } from './openapi-common.ts';
 
-const ErrorOut = z
-  .object({ error: z.object({ code: z.string(), message: z.string(), details: z.array(z.any()) }) })
-  .openapi('Error');
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
 const Token = z.object({ token: z.string().min(1).max(200) });
 
 /**

@@ -9,7 +9,6 @@ import {
   type RoutingRulesVersion,
 } from '../../db/routing-rules.ts';
 import type { Provider } from '../../db/schema.ts';
-import { findTenantBySlug } from '../../db/tenants.ts';
 import {
   DEFAULT_ROUTING_DECISION,
   evaluateRouting,
@@ -21,11 +20,8 @@ import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
 import { validationHook } from '../validation.ts';
+import { ErrorOut, json, requireTenant } from './openapi-common.ts';
 
-const ErrorOut = z
-  .object({ error: z.object({ code: z.string(), message: z.string(), details: z.array(z.any()) }) })
-  .openapi('Error');
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
 const errors = {
   400: { description: 'Invalid request', ...json(ErrorOut) },
   401: { description: 'Missing or wrong admin token', ...json(ErrorOut) },
@@ -104,12 +100,6 @@ const SAMPLE_FACTS: RoutingFacts = {
   orderingLocation: null,
   orderingProvider: '1234',
 };
-
-async function requireTenant(db: Parameters<typeof findTenantBySlug>[0], slug: string) {
-  const tenant = await findTenantBySlug(db, slug);
-  if (!tenant) throw new AppError('not_found', `there is no tenant ${slug}`);
-  return tenant;
-}
 
 function invalidRules(errors: { path: string; message: string }[]): AppError {
   return new AppError(

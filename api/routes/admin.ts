@@ -11,6 +11,7 @@ import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
 import { validationHook } from '../validation.ts';
+import { ErrorOut, json, requireTenant } from './openapi-common.ts';
 import { issueCredential } from '../security/credentials.ts';
 import { SCOPES } from '../security/keys.ts';
 import { sealSecret } from '../security/secret-box.ts';
@@ -162,9 +163,6 @@ const TenantOut = z
   })
   .openapi('Tenant');
 const SlugParam = z.object({ slug: Slug });
-const ErrorOut = z
-  .object({ error: z.object({ code: z.string(), message: z.string(), details: z.array(z.any()) }) })
-  .openapi('Error');
 
 const CredentialBody = z
   .object({
@@ -259,7 +257,6 @@ const ConnectionOut = z
   })
   .openapi('Connection');
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
 const errors = {
   400: { description: 'Invalid request', ...json(ErrorOut) },
   401: { description: 'Missing or wrong admin token', ...json(ErrorOut) },
@@ -516,12 +513,6 @@ export function adminRoutes() {
   );
 
   return app;
-}
-
-async function requireTenant(db: Parameters<typeof findTenantBySlug>[0], slug: string) {
-  const tenant = await findTenantBySlug(db, slug);
-  if (!tenant) throw new AppError('not_found', `there is no tenant ${slug}`);
-  return tenant;
 }
 
 function tenantOut(t: Tenant) {

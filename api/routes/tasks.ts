@@ -18,11 +18,8 @@ import {
 } from '../lifecycle.ts';
 import { requireScope } from '../middleware/tenant-auth.ts';
 import { validationHook } from '../validation.ts';
+import { ErrorOut, json } from './openapi-common.ts';
 
-const ErrorOut = z
-  .object({ error: z.object({ code: z.string(), message: z.string(), details: z.array(z.any()) }) })
-  .openapi('Error');
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } } });
 const errors = {
   400: { description: 'Invalid request', ...json(ErrorOut) },
   403: { description: 'Missing scope or another tenant', ...json(ErrorOut) },
