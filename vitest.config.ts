@@ -6,7 +6,8 @@ export default defineConfig({
     // Forks, not threads: Temporal's native bridge and PGlite's wasm are happier in processes.
     pool: 'forks',
     maxWorkers: 2,
-    globalSetup: ['test/setup/global.ts'],
+    // LABRELAY_UNIT_ONLY=1 skips the shared Temporal and Postgres servers, for a quick run of pure tests.
+    globalSetup: process.env.LABRELAY_UNIT_ONLY ? [] : ['test/setup/global.ts'],
     testTimeout: 60_000,
     hookTimeout: 180_000,
   },

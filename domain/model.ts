@@ -85,6 +85,20 @@ export interface ObservationResult {
   sourceFlags: string[];
   status: ResultStatus;
   effectiveAt: string | null;
+  /** Comments on this result (HL7 NTE after the OBX, FHIR Observation.note). */
+  notes?: string[];
+}
+
+/**
+ * A document carried with a report or sent on its own: a PDF report (HL7 OBX of type ED, FHIR
+ * DiagnosticReport.presentedForm, an upload). Stored as sent and linked to its report.
+ */
+export interface ReportDocument {
+  /** MIME type, e.g. `application/pdf`. */
+  contentType: string;
+  /** The document's bytes, base64-encoded. */
+  dataBase64: string;
+  title: string | null;
 }
 
 /** One diagnostic report: an order (HL7 OBR group) and its results. */
@@ -97,12 +111,51 @@ export interface LabReport {
   effectiveAt: string | null;
   issuedAt: string | null;
   observations: ObservationResult[];
+  /** Namespace of the placer order number (HL7 EI-2 of OBR-2, FHIR Identifier.system); links results to their order. */
+  placerAuthority?: string | null;
+  /** Comments on the report (HL7 NTE after the OBR, FHIR DiagnosticReport.conclusion). */
+  notes?: string[];
+  /** Documents of the report (HL7 OBX ED, FHIR presentedForm). */
+  documents?: ReportDocument[];
 }
 
 /** A result message: one patient, one or more reports. */
 export interface ResultMessage {
   patient: PatientDemographics;
   reports: LabReport[];
+  /** Segments LabRelay does not read (HL7 Z-segments), kept as sent. */
+  extraSegments?: string[];
+}
+
+/** What an order message asks for one order: place it, change it, or cancel it. */
+export const ORDER_ACTION = { new: 'new', update: 'update', cancel: 'cancel' } as const;
+export type OrderAction = (typeof ORDER_ACTION)[keyof typeof ORDER_ACTION];
+
+/**
+ * A lab order as placed by a hospital or EHR (HL7 ORM^O01 / OML^O21 ORC + OBR, FHIR ServiceRequest,
+ * a CSV or JSON row with an order number and no value).
+ */
+export interface LabOrder {
+  placerOrderNumber: string | null;
+  fillerOrderNumber: string | null;
+  /** Namespace of the placer order number (HL7 EI-2, FHIR Identifier.system). */
+  placerAuthority: string | null;
+  /** The ordered test or panel (OBR-4, ServiceRequest.code). */
+  code: Coding;
+  action: OrderAction;
+  /** FHIR request priority: routine | urgent | asap | stat. */
+  priority: string | null;
+  orderingProvider: Practitioner | null;
+  /** When the order was placed (ORC-9, ServiceRequest.authoredOn). */
+  orderedAt: string | null;
+  specimen: { id: string | null; type: Coding | null; collectedAt: string | null } | null;
+  notes?: string[];
+}
+
+/** An order message: one patient, one or more orders. */
+export interface OrderMessage {
+  patient: PatientDemographics;
+  orders: LabOrder[];
 }
 
 /** The interpretation codes LabRelay assigns (HL7 v3 ObservationInterpretation). */
