@@ -58,10 +58,8 @@ import {
   TASK_STATUS,
   type ReviewDecision,
 } from '../domain/tasks.ts';
+import { turnaroundMinutesFor } from '../domain/turnaround.ts';
 import { loadReport, loadTenant, type ActivityDeps, type ReportRef } from './deps.ts';
-
-/** Turnaround when the tenant sets none: a day from the order to its final results. */
-export const DEFAULT_TURNAROUND_MINUTES = 24 * 60;
 
 const FINAL_STATUSES: string[] = [
   RESULT_STATUS.final,
@@ -185,8 +183,7 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
         ? await findReport(db, input.tenantId, input.firstReportId)
         : undefined;
       const turnaround = tenant.settings.turnaroundMinutes;
-      const minutes =
-        (first && turnaround?.byTest?.[first.code.code]) ?? turnaround?.default ?? DEFAULT_TURNAROUND_MINUTES;
+      const minutes = turnaroundMinutesFor(turnaround, first?.code.code);
       const order = await db.transaction().execute(async (trx) => {
         const existing = await findOrder(trx, input.tenantId, input.orderKey);
         if (existing) return existing;

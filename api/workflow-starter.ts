@@ -2,7 +2,16 @@ import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/commo
 import type { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { claimDueInboxRows, markInboxFailed, markInboxStarted, type InboxRow } from '../db/inbox.ts';
+import {
+  claimDueInboxRows,
+  claimDueOrderInboxRows,
+  markInboxFailed,
+  markInboxStarted,
+  markOrderInboxFailed,
+  markOrderInboxStarted,
+  type InboxRow,
+  type OrderInboxRow,
+} from '../db/inbox.ts';
 import { MESSAGE_STATUS } from '../db/messages.ts';
 import type { Database } from '../db/schema.ts';
 import type { orderWorkflow } from '../workflows/order-workflow.ts';
@@ -20,6 +29,8 @@ export const ORDER_KEY_SEARCH_ATTRIBUTE = defineSearchAttributeKey(
 export interface WorkflowStarter {
   /** Starts (or signals) the order workflow of each inbox row; a failure is left for the relay. */
   start(rows: InboxRow[], source: 'intake' | 'relay'): Promise<void>;
+  /** Starts (or tells) the order workflow of each placed order; a failure is left for the relay. */
+  startOrders(rows: OrderInboxRow[], source: 'intake' | 'relay'): Promise<void>;
   /** One relay pass: retries every inbox row whose start has not succeeded. Returns rows started. */
   relayOnce(): Promise<number>;
   /** Waits for the starts intake has in flight (at shutdown, before the database closes). */
@@ -109,11 +120,61 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
     }
   }
 
+  async function startOrder(row: OrderInboxRow, source: 'intake' | 'relay'): Promise<boolean> {
+    const client = deps.client();
+    try {
+      if (!client) throw new Error('Temporal is not connected');
+      await client.connection.withDeadline(Date.now() + timeout, () =>
+        client.workflow.signalWithStart<typeof orderWorkflow, [{ orderId: string; cancelled: boolean }]>(
+          'orderWorkflow',
+          {
+            workflowId: row.workflow_id,
+            taskQueue: deps.taskQueue,
+            args: [{ tenantId: row.tenant_id, orderKey: row.order_key }],
+            signal: 'orderPlaced',
+            signalArgs: [{ orderId: row.order_id, cancelled: row.cancelled }],
+            ...searchAttributes(row.tenant_id, row.order_key),
+          },
+        ),
+      );
+      await db.transaction().execute(async (trx) => {
+        await markOrderInboxStarted(trx, row.order_id);
+        await trx
+          .updateTable('messages')
+          .set({ status: MESSAGE_STATUS.processing, updated_at: new Date() })
+          .where('id', '=', row.message_id)
+          .where('tenant_id', '=', row.tenant_id)
+          .where('status', '=', MESSAGE_STATUS.received)
+          .execute();
+      });
+      metrics.workflowStarts.inc({ outcome: 'ok', source });
+      return true;
+    } catch (error) {
+      metrics.workflowStarts.inc({ outcome: 'failed', source });
+      logger.warn(
+        { err: error, workflowId: row.workflow_id, orderId: row.order_id, source },
+        'order workflow start failed; the relay will retry',
+      );
+      await markOrderInboxFailed(db, row.order_id, (error as Error).message).catch((e: unknown) =>
+        logger.error({ err: e }, 'could not record the failed start'),
+      );
+      return false;
+    }
+  }
+
   const inFlight = new Set<Promise<void>>();
   async function start(rows: InboxRow[], source: 'intake' | 'relay'): Promise<void> {
-    const run = (async () => {
+    await track(async () => {
       for (const row of rows) await startOne(row, source);
-    })();
+    });
+  }
+  async function startOrders(rows: OrderInboxRow[], source: 'intake' | 'relay'): Promise<void> {
+    await track(async () => {
+      for (const row of rows) await startOrder(row, source);
+    });
+  }
+  async function track(work: () => Promise<void>): Promise<void> {
+    const run = work();
     inFlight.add(run);
     try {
       await run;
@@ -128,11 +189,18 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
 
   async function relayOnce(): Promise<number> {
     // Intake gives itself 30 s before a row is due here, so the relay does not race its start.
-    const rows = await claimDueInboxRows(db, { limit: 100, claimSeconds: Math.ceil(timeout / 1000) + 20 });
+    const claimSeconds = Math.ceil(timeout / 1000) + 20;
+    // Orders first: a placed order's workflow should exist before its results signal it.
+    const orders = await claimDueOrderInboxRows(db, { limit: 100, claimSeconds });
+    const rows = await claimDueInboxRows(db, { limit: 100, claimSeconds });
+    const work: Array<() => Promise<boolean>> = [
+      ...orders.map((row) => () => startOrder(row, 'relay')),
+      ...rows.map((row) => () => startOne(row, 'relay')),
+    ];
     let started = 0;
     let failedInARow = 0;
-    for (const row of rows) {
-      if (await startOne(row, 'relay')) {
+    for (const attempt of work) {
+      if (await attempt()) {
         started++;
         failedInARow = 0;
       } else if (++failedInARow >= 3) {
@@ -196,5 +264,5 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
     }
   }
 
-  return { start, relayOnce, runRelay, drain, wake };
+  return { start, startOrders, relayOnce, runRelay, drain, wake };
 }

@@ -74,3 +74,81 @@ export async function markInboxFailed(db: Db, reportId: string, error: string): 
     .where('report_id', '=', reportId)
     .execute();
 }
+
+export interface OrderInboxRow {
+  order_id: string;
+  tenant_id: string;
+  workflow_id: string;
+  order_key: string;
+  message_id: string;
+  attempts: number;
+  /** The order is cancelled: its workflow is told so. */
+  cancelled: boolean;
+}
+
+/** Records, in the intake transaction, that a placed order's workflow must be started (or told). */
+export async function insertOrderInboxRow(
+  db: Db,
+  row: { orderId: string; tenantId: string; workflowId: string; orderKey: string; messageId: string },
+): Promise<void> {
+  await db
+    .insertInto('order_inbox')
+    .values({
+      order_id: row.orderId,
+      tenant_id: row.tenantId,
+      workflow_id: row.workflowId,
+      order_key: row.orderKey,
+      message_id: row.messageId,
+    })
+    // The same order placed again (an update, a cancel): its start is due again.
+    .onConflict((oc) =>
+      oc.column('order_id').doUpdateSet({
+        message_id: row.messageId,
+        started_at: null,
+        attempts: 0,
+        next_attempt_at: sql<Date>`now() + interval '30 seconds'`,
+      }),
+    )
+    .execute();
+}
+
+/** Like {@link claimDueInboxRows}, for placed orders. */
+export async function claimDueOrderInboxRows(
+  db: Db,
+  options: { limit: number; claimSeconds: number },
+): Promise<OrderInboxRow[]> {
+  const claimed = await sql<OrderInboxRow>`
+    update order_inbox set next_attempt_at = now() + make_interval(secs => ${options.claimSeconds})
+    where order_id in (
+      select order_id from order_inbox
+      where started_at is null and next_attempt_at <= now()
+      order by next_attempt_at
+      limit ${options.limit}
+      for update skip locked
+    )
+    returning order_id, tenant_id, workflow_id, order_key, message_id, attempts,
+      coalesce((select o.status = 'cancelled' from orders o where o.id = order_inbox.order_id), false) as cancelled`.execute(
+    db,
+  );
+  return claimed.rows;
+}
+
+export async function markOrderInboxStarted(db: Db, orderId: string): Promise<void> {
+  await db
+    .updateTable('order_inbox')
+    .set({ started_at: new Date() })
+    .where('order_id', '=', orderId)
+    .execute();
+}
+
+export async function markOrderInboxFailed(db: Db, orderId: string, error: string): Promise<void> {
+  await db
+    .updateTable('order_inbox')
+    .set((eb) => ({
+      attempts: eb('attempts', '+', 1),
+      last_error: error.slice(0, 1000),
+      next_attempt_at: sql<Date>`now() + make_interval(secs => least(30, power(2, attempts + 1)))`,
+    }))
+    .where('order_id', '=', orderId)
+    .execute();
+}

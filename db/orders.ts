@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Coding } from '../domain/model.ts';
+import { ORDER_ACTION, type Coding, type LabOrder, type PatientDemographics } from '../domain/model.ts';
 import type { Order } from './schema.ts';
 import { tenantScope, type Db } from './tenant-scope.ts';
 
@@ -91,4 +91,80 @@ export async function setOrderStatus(
     })
     .where('order_key', '=', orderKey)
     .execute();
+}
+
+/**
+ * Records an order as the placer sent it (ORM/OML, ServiceRequest), inside the intake transaction:
+ * a new order is created with its due time; a repeated or updated one refreshes what the placer
+ * said; a cancellation moves it to `cancelled` unless results have closed it already. Returns the
+ * order's id and whether it is (now) cancelled.
+ */
+export async function recordPlacedOrder(
+  db: Db,
+  input: {
+    tenantId: string;
+    orderKey: string;
+    workflowId: string;
+    messageId: string;
+    order: LabOrder;
+    patient: PatientDemographics;
+    dueAt: Date;
+  },
+): Promise<{ id: string; cancelled: boolean }> {
+  const o = input.order;
+  const now = new Date();
+  const placed = {
+    message_id: input.messageId,
+    placer_order_number: o.placerOrderNumber,
+    filler_order_number: o.fillerOrderNumber,
+    priority: o.priority,
+    ordering_provider: o.orderingProvider ? JSON.stringify(o.orderingProvider) : null,
+    patient: JSON.stringify(input.patient),
+    specimen: o.specimen ? JSON.stringify(o.specimen) : null,
+    notes: o.notes?.length ? JSON.stringify(o.notes) : null,
+    client_id: o.clientId ?? null,
+    location_id: o.locationId ?? null,
+    code: JSON.stringify(o.code),
+  };
+  const orderedAt = o.orderedAt ? new Date(o.orderedAt) : now;
+  await db
+    .insertInto('orders')
+    .values({
+      id: randomUUID(),
+      tenant_id: input.tenantId,
+      order_key: input.orderKey,
+      workflow_id: input.workflowId,
+      status: ORDER_STATUS.ordered,
+      patient_id: null,
+      ordered_at: orderedAt,
+      due_at: input.dueAt,
+      overdue_at: null,
+      closed_at: null,
+      history: JSON.stringify([{ status: ORDER_STATUS.ordered, at: now.toISOString() }]),
+      ...placed,
+    })
+    .onConflict((oc) => oc.columns(['tenant_id', 'order_key']).doUpdateSet({ ...placed, updated_at: now }))
+    .execute();
+  if (o.action === ORDER_ACTION.cancel) {
+    const entry = JSON.stringify([
+      { status: ORDER_STATUS.cancelled, at: now.toISOString(), detail: 'the placer cancelled the order' },
+    ]);
+    await tenantScope(db, input.tenantId)
+      .updateTable('orders')
+      .set({
+        status: ORDER_STATUS.cancelled,
+        closed_at: now,
+        updated_at: now,
+        history: sql`history || ${entry}::jsonb`,
+      })
+      .where('order_key', '=', input.orderKey)
+      .where('status', 'not in', [ORDER_STATUS.cancelled, ORDER_STATUS.closed])
+      .execute();
+  }
+  const row = await tenantScope(db, input.tenantId)
+    .selectFrom('orders')
+    .select(['id', 'status'])
+    .where('order_key', '=', input.orderKey)
+    .executeTakeFirstOrThrow();
+  return { id: row.id, cancelled: row.status === ORDER_STATUS.cancelled };
 }

@@ -30,6 +30,8 @@ export async function insertReport(
     orderKey: string;
     workflowId: string;
     report: LabReport;
+    /** Segments of the message LabRelay does not read (HL7 Z-segments), kept with each report. */
+    extraSegments?: string[];
   },
 ): Promise<string> {
   const id = randomUUID();
@@ -52,6 +54,10 @@ export async function insertReport(
       issued_at: r.issuedAt,
       workflow_id: input.workflowId,
       stage: REPORT_STAGE.received,
+      notes: r.notes?.length ? JSON.stringify(r.notes) : null,
+      extra_segments: input.extraSegments?.length ? JSON.stringify(input.extraSegments) : null,
+      client_id: r.clientId ?? null,
+      location_id: r.locationId ?? null,
     })
     .execute();
   // In chunks: one statement may carry at most 65,535 parameters (18 per observation).
@@ -78,6 +84,7 @@ export async function insertReport(
           critical: null,
           flag_reasons: null,
           flagged_at: null,
+          notes: o.notes?.length ? JSON.stringify(o.notes) : null,
         })),
       )
       .execute();

@@ -49,6 +49,14 @@ export interface CredentialsTable {
   signing_salts: Json<SigningSecretRecord[]>;
   created_at: Timestamp;
   revoked_at: NullableTimestamp;
+  /** Seed 003 access scope: the clients (ordering organisations) this key may read and write; null = all. */
+  client_ids: Json<string[]> | null;
+  /** Likewise the ordering locations; null = all. */
+  location_ids: Json<string[]> | null;
+  /** Requests per minute this key may make; null = the process default. */
+  rate_limit_per_minute: number | null;
+  /** Source addresses (IP or CIDR) this key may be used from; null = anywhere. */
+  allow_ips: Json<string[]> | null;
 }
 
 export interface SigningSecretRecord {
@@ -94,6 +102,55 @@ export interface MessagesTable {
   response_status: number;
   received_at: Timestamp;
   updated_at: Timestamp;
+  /** A large upload's progress (rows read, accepted, rejected), updated as each batch commits. */
+  progress: Json<MessageProgress> | null;
+}
+
+export interface MessageProgress {
+  rowsRead: number;
+  accepted: number;
+  rejected: number;
+  /** The first rejected rows with their reasons (at most 1,000 kept). */
+  rejections: { row: number; message: string }[];
+  done: boolean;
+}
+
+/** The raw bytes of a large upload, in order, when they are too large for one row. */
+export interface MessagePartsTable {
+  message_id: string;
+  part: number;
+  content: string;
+}
+
+export interface DocumentsTable {
+  id: string;
+  tenant_id: string;
+  message_id: string;
+  report_id: string | null;
+  content_type: string;
+  filename: string | null;
+  title: string | null;
+  size: number;
+  sha256: string;
+  data: Uint8Array;
+  /** extracted | partial | unreadable | not_extracted */
+  extraction_status: string;
+  extracted_text: string | null;
+  extraction: Json<Record<string, unknown>> | null;
+  created_at: Timestamp;
+}
+
+export interface OrderInboxTable {
+  order_id: string;
+  tenant_id: string;
+  workflow_id: string;
+  order_key: string;
+  message_id: string;
+  created_at: Timestamp;
+  started_at: NullableTimestamp;
+  next_attempt_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  attempts: Generated<number>;
+  last_error: string | null;
 }
 
 export interface RejectedMessagesTable {
@@ -160,6 +217,11 @@ export interface ReportsTable {
   interpretation: string | null;
   reviewed_at: NullableTimestamp;
   reviewed_by: string | null;
+  notes: Json<string[]> | null;
+  /** Segments LabRelay does not read (HL7 Z-segments), as sent. */
+  extra_segments: Json<string[]> | null;
+  client_id: string | null;
+  location_id: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -200,6 +262,7 @@ export interface ObservationsTable {
     by: string;
     at: string;
   }> | null;
+  notes: Json<string[]> | null;
 }
 
 export interface ObservationDelta {
@@ -227,6 +290,17 @@ export interface OrdersTable {
   closed_at: NullableTimestamp;
   /** Every status the order passed through, with when and why. */
   history: Json<Array<{ status: string; at: string; detail?: string }>>;
+  message_id: string | null;
+  placer_order_number: string | null;
+  filler_order_number: string | null;
+  priority: string | null;
+  ordering_provider: Json<Practitioner> | null;
+  /** The patient as the placer described them. */
+  patient: Json<PatientDemographics> | null;
+  specimen: Json<{ id: string | null; type: Coding | null; collectedAt: string | null }> | null;
+  notes: Json<string[]> | null;
+  client_id: string | null;
+  location_id: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
@@ -398,6 +472,9 @@ export interface Database {
   ack_tokens: AckTokensTable;
   mail_outbox: MailOutboxTable;
   patient_notifications: PatientNotificationsTable;
+  message_parts: MessagePartsTable;
+  documents: DocumentsTable;
+  order_inbox: OrderInboxTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;
@@ -413,3 +490,4 @@ export type Task = Selectable<TasksTable>;
 export type Provider = Selectable<ProvidersTable>;
 export type CriticalResult = Selectable<CriticalResultsTable>;
 export type CriticalAttempt = Selectable<CriticalAttemptsTable>;
+export type StoredDocument = Selectable<DocumentsTable>;

@@ -117,6 +117,10 @@ export interface LabReport {
   notes?: string[];
   /** Documents of the report (HL7 OBX ED, FHIR presentedForm). */
   documents?: ReportDocument[];
+  /** The client (ordering organisation) the report belongs to, for seed 003's access scope. */
+  clientId?: string | null;
+  /** The ordering location (HL7 PV1-3, FHIR ServiceRequest.locationCode), for access scope and routing. */
+  locationId?: string | null;
 }
 
 /** A result message: one patient, one or more reports. */
@@ -150,6 +154,8 @@ export interface LabOrder {
   orderedAt: string | null;
   specimen: { id: string | null; type: Coding | null; collectedAt: string | null } | null;
   notes?: string[];
+  clientId?: string | null;
+  locationId?: string | null;
 }
 
 /** An order message: one patient, one or more orders. */

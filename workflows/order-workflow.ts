@@ -22,6 +22,8 @@ export const resultReceivedSignal = defineSignal<[{ reportId: string }]>('result
 export const taskCompletedSignal = defineSignal<[{ taskId: string }]>('taskCompleted');
 /** A provider added an interpretation to a released report: the patient is told. */
 export const interpretationAddedSignal = defineSignal<[{ reportId: string }]>('interpretationAdded');
+/** The placer sent (or changed, or cancelled) the order; the order row holds what they said. */
+export const orderPlacedSignal = defineSignal<[{ orderId: string; cancelled: boolean }]>('orderPlaced');
 export const orderStateQuery = defineQuery<OrderState>('orderState');
 
 export interface OrderWorkflowInput {
@@ -104,6 +106,10 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
   });
   setHandler(taskCompletedSignal, ({ taskId }) => {
     completedTasks.add(taskId);
+  });
+  setHandler(orderPlacedSignal, ({ cancelled }) => {
+    // A cancelled order stops waiting for results (and is never overdue); the row says cancelled.
+    if (cancelled) state.cancelled = true;
   });
   setHandler(interpretationAddedSignal, ({ reportId }) => {
     interpretations.push(reportId);

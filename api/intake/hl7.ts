@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import {
   ACK_CODE,
   ackTargetFromRaw,
@@ -9,19 +9,10 @@ import {
 } from '../../adapters/hl7v2/ack.ts';
 import { Hl7ParseError, parseHl7, type Hl7Message } from '../../adapters/hl7v2/message.ts';
 import { Hl7ContentError, oruToResultMessage } from '../../adapters/hl7v2/oru.ts';
-import { appendAudit } from '../../db/audit.ts';
-import type { InboxRow } from '../../db/inbox.ts';
-import { insertInboxRow } from '../../db/inbox.ts';
-import {
-  findDuplicateMessage,
-  insertMessage,
-  insertRejectedMessage,
-  MESSAGE_STATUS,
-} from '../../db/messages.ts';
-import { insertReport } from '../../db/results.ts';
+import { insertRejectedMessage } from '../../db/messages.ts';
 import type { Message, Tenant } from '../../db/schema.ts';
-import { orderKeyOf, orderWorkflowId } from '../../domain/order-key.ts';
 import type { Services } from '../env.ts';
+import { isDataException, storeInbound, type StoreOutcome } from './store.ts';
 
 export interface Hl7Submission {
   tenant: Tenant;
@@ -130,11 +121,54 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
   const header = message.header;
   const sender = `${header.field(3).raw}|${header.field(4).raw}`;
   const sendingFacility = header.get(4) || header.field(4).raw;
-  const keys = { sender, controlId: message.controlId, idempotencyKey: input.idempotencyKey };
   const contentHash = contentHashOf(message);
-  // A retry repeats the stored answer; a different message under a used key is refused, not dropped.
-  const answerFor = (duplicate: Message): Hl7Outcome | Promise<Hl7Outcome> => {
-    if (duplicate.content_hash === contentHash) return repeatAnswer(duplicate);
+  let stored: StoreOutcome;
+  try {
+    stored = await storeInbound(
+      services,
+      {
+        tenant: input.tenant,
+        transport: input.transport,
+        format: 'hl7v2',
+        messageType: message.messageType,
+        sender,
+        controlId: message.controlId,
+        idempotencyKey: input.idempotencyKey,
+        contentHash,
+        raw: input.raw,
+        credentialId: input.credentialId,
+        connectionId: input.connectionId,
+        orderNamespace: sendingFacility,
+      },
+      { results: [canonical], orders: [] },
+      () => ({ response: buildAck(ackTargetOf(message), ACK_CODE.accept), status: 200 }),
+    );
+  } catch (error) {
+    if (!isDataException(error)) throw error;
+    // Something the parser let through that the database refuses (an out-of-range value):
+    // the transaction rolled back, so nothing is half-stored; the sender gets AE, not a 5xx.
+    services.logger.warn({ err: error, tenantId: input.tenant.id }, 'HL7 message refused by the database');
+    return reject(
+      422,
+      ACK_CODE.error,
+      [
+        {
+          code: HL7_ERROR.internalError,
+          location: null,
+          message: `the message could not be stored: ${(error as Error).message}`,
+        },
+      ],
+      message,
+    );
+  }
+
+  if (stored.kind === 'duplicate') {
+    const duplicate = stored.message;
+    // A retry repeats the stored answer; a different message under a used key is refused, not dropped.
+    if (duplicate.content_hash === contentHash) {
+      metrics.inboundMessages.inc({ transport: input.transport, format: 'hl7v2', outcome: 'duplicate' });
+      return repeatAnswer(duplicate);
+    }
     const byKey = input.idempotencyKey !== null && duplicate.idempotency_key === input.idempotencyKey;
     return reject(
       422,
@@ -150,118 +184,15 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
       ],
       message,
     );
-  };
-
-  const stored = async (): Promise<Stored> =>
-    db.transaction().execute(async (trx) => {
-      const duplicate = await findDuplicateMessage(trx, input.tenant.id, keys);
-      if (duplicate) return { outcome: null, duplicate, rows: [] };
-      const id = randomUUID();
-      const ack = buildAck(ackTargetOf(message), ACK_CODE.accept);
-      await insertMessage(trx, {
-        id,
-        tenant_id: input.tenant.id,
-        credential_id: input.credentialId,
-        connection_id: input.connectionId,
-        transport: input.transport,
-        format: 'hl7v2',
-        message_type: message.messageType,
-        control_id: message.controlId,
-        sender,
-        idempotency_key: input.idempotencyKey,
-        content_hash: contentHash,
-        raw: input.raw,
-        status: MESSAGE_STATUS.received,
-        status_detail: null,
-        response: ack,
-        response_status: 200,
-      });
-      const rows: InboxRow[] = [];
-      for (const report of canonical.reports) {
-        const orderKey = orderKeyOf(sendingFacility, report);
-        const workflowId = orderWorkflowId(input.tenant.id, orderKey);
-        const reportId = await insertReport(trx, {
-          tenantId: input.tenant.id,
-          messageId: id,
-          patient: canonical.patient,
-          orderKey,
-          workflowId,
-          report,
-        });
-        await insertInboxRow(trx, { reportId, tenantId: input.tenant.id, workflowId });
-        rows.push({
-          report_id: reportId,
-          tenant_id: input.tenant.id,
-          workflow_id: workflowId,
-          order_key: orderKey,
-          message_id: id,
-          attempts: 0,
-        });
-      }
-      await appendAudit(trx, {
-        tenantId: input.tenant.id,
-        actor: input.credentialId ? `credential/${input.credentialId}` : `connection/${input.connectionId}`,
-        action: 'message.received',
-        subject: `message/${id}`,
-        details: {
-          transport: input.transport,
-          type: message.messageType,
-          controlId: message.controlId,
-          reports: rows.length,
-        },
-      });
-      const outcome: Hl7Outcome = { ack, httpStatus: 200, messageId: id, outcome: 'accepted' };
-      return { outcome, duplicate: null, rows };
-    });
-
-  let result: Stored;
-  try {
-    result = await stored();
-  } catch (error) {
-    if (isDataException(error)) {
-      // Something the parser let through that the database refuses (an out-of-range value):
-      // the transaction rolled back, so nothing is half-stored; the sender gets AE, not a 5xx.
-      services.logger.warn({ err: error, tenantId: input.tenant.id }, 'HL7 message refused by the database');
-      return reject(
-        422,
-        ACK_CODE.error,
-        [
-          {
-            code: HL7_ERROR.internalError,
-            location: null,
-            message: `the message could not be stored: ${(error as Error).message}`,
-          },
-        ],
-        message,
-      );
-    }
-    // Two copies of one message raced: the loser answers what the winner stored.
-    if (!isUniqueViolation(error)) throw error;
-    const duplicate = await findDuplicateMessage(db, input.tenant.id, keys);
-    if (!duplicate) throw error;
-    result = { outcome: null, duplicate, rows: [] };
   }
-  if (result.duplicate) {
-    const answer = await answerFor(result.duplicate);
-    if (answer.outcome === 'duplicate')
-      metrics.inboundMessages.inc({ transport: input.transport, format: 'hl7v2', outcome: 'duplicate' });
-    return answer;
-  }
-  metrics.inboundMessages.inc({
-    transport: input.transport,
-    format: 'hl7v2',
+  metrics.inboundMessages.inc({ transport: input.transport, format: 'hl7v2', outcome: 'accepted' });
+  return {
+    ack: stored.answer.response,
+    httpStatus: stored.answer.status,
+    messageId: stored.messageId,
     outcome: 'accepted',
-  });
-  if (result.rows.length > 0) {
-    // After the commit, never before: a failure here is retried by the relay.
-    void services.starter.start(result.rows, 'intake');
-  }
-  return result.outcome!;
+  };
 }
-
-type Stored =
-  | { outcome: Hl7Outcome; duplicate: null; rows: InboxRow[] }
-  | { outcome: null; duplicate: Message; rows: [] };
 
 /**
  * The message's content hash, without MSH-7 (the time of sending), which a sender's retry may
@@ -277,12 +208,6 @@ function contentHashOf(message: Hl7Message): string {
   return hash.digest('hex');
 }
 
-/** Postgres class 22 (data exception): a value out of range, an invalid date, a NUL byte. */
-function isDataException(error: unknown): boolean {
-  const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
-  return typeof code === 'string' && code.startsWith('22');
-}
-
 function repeatAnswer(message: Message): Hl7Outcome {
   return {
     ack: message.response,
@@ -290,8 +215,4 @@ function repeatAnswer(message: Message): Hl7Outcome {
     messageId: message.id,
     outcome: 'duplicate',
   };
-}
-
-function isUniqueViolation(error: unknown): boolean {
-  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '23505';
 }
