@@ -27,7 +27,8 @@ import type {
   Report,
 } from '../db/schema.ts';
 import { findTask, openTask, updateTask } from '../db/tasks.ts';
-import { tenantScope } from '../db/tenant-scope.ts';
+import { tenantScope, type Db } from '../db/tenant-scope.ts';
+import { EXTRACTION_STATUS } from '../db/documents.ts';
 import { DEFAULT_CRITICAL_TABLE, type CriticalLimit } from '../domain/critical-values.ts';
 import { CRITICAL_STATUS } from '../domain/escalation.ts';
 import { DEFAULT_DELTA_THRESHOLDS, deltaCheck } from '../domain/delta-check.ts';
@@ -554,6 +555,7 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
         const reasons = [
           ...[...flags.values()].flatMap((f) => (f.needsReview ? f.reasons : [])),
           ...deltaReasons.map((r) => `delta check: ${r}`),
+          ...(await documentReasons(trx, ref)),
         ];
         const needsReview = reasons.length > 0;
         await moveReport(
@@ -1003,3 +1005,22 @@ export function toObservationResult(o: Observation): ObservationResult {
 
 export type OrderActivities = ReturnType<typeof createOrderActivities>;
 export { ORDER_STATUS };
+
+/**
+ * Results read from an uploaded document are never released unseen (seed 004): a person confirms
+ * them against the document, and one that could not be read is processed by hand.
+ */
+async function documentReasons(db: Db, ref: ReportRef): Promise<string[]> {
+  const documents = await tenantScope(db, ref.tenantId)
+    .selectFrom('documents')
+    .select(['extraction_status', 'extraction'])
+    .where('report_id', '=', ref.reportId)
+    .where('extraction_status', '!=', EXTRACTION_STATUS.notExtracted)
+    .execute();
+  return documents.map((d) => {
+    const confidence = typeof d.extraction?.confidence === 'number' ? d.extraction.confidence : null;
+    if (d.extraction_status === EXTRACTION_STATUS.unreadable)
+      return 'the uploaded document could not be read: process it by hand from the attachment';
+    return `results were read from an uploaded document${confidence === null ? '' : ` (confidence ${Math.round(confidence * 100)}%)`}${d.extraction_status === EXTRACTION_STATUS.partial ? ', partly' : ''}: confirm them against it`;
+  });
+}

@@ -18,6 +18,8 @@ import { adminRoutes } from './routes/admin.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { fhirRoutes } from './routes/fhir.ts';
 import { hl7Routes } from './routes/hl7.ts';
+import { intakeRoutes } from './routes/intake.ts';
+import { orderRoutes } from './routes/orders.ts';
 import { messageRoutes } from './routes/messages.ts';
 
 export interface AppOptions {
@@ -64,18 +66,19 @@ export function createApp(services: Services, options: AppOptions = {}) {
     }),
   );
 
-  app.use(
-    '/v1/*',
+  const limit = (maxSize: number) =>
     bodyLimit({
-      maxSize: services.config.maxBodyBytes,
+      maxSize,
       onError: () => {
-        throw new AppError(
-          'payload_too_large',
-          `the request body is larger than ${services.config.maxBodyBytes} bytes`,
-        );
+        throw new AppError('payload_too_large', `the request body is larger than ${maxSize} bytes`);
       },
-    }),
-  );
+    });
+  const messageLimit = limit(services.config.maxBodyBytes);
+  // A CSV upload is streamed to disk, never held in memory: it may be much larger than a message.
+  const uploadLimit = limit(services.config.maxUploadBytes);
+  app.use('/v1/*', async function bodyLimits(c, next) {
+    return (/^\/v1\/t\/[^/]+\/csv\/?$/.test(c.req.path) ? uploadLimit : messageLimit)(c, next);
+  });
   app.route('/v1/admin', adminRoutes());
   app.route('/v1/admin', adminLifecycleRoutes());
   app.route('/v1/ack', ackRoutes());
@@ -87,6 +90,8 @@ export function createApp(services: Services, options: AppOptions = {}) {
   tenant.route('/messages', messageRoutes());
   tenant.route('/fhir', fhirRoutes());
   tenant.route('/', taskRoutes());
+  tenant.route('/', intakeRoutes());
+  tenant.route('/orders', orderRoutes());
   app.route('/v1/t/:slug', tenant);
 
   registerTenantRoutes(app);
@@ -121,6 +126,7 @@ const ISSUE_TYPE: Record<ErrorCode, IssueType> = {
 async function renderError(error: Error, c: Context<AppEnv>) {
   const appError = toAppError(error, c);
   closeIfUnread(c, appError);
+  for (const [name, value] of Object.entries(appError.headers)) c.header(name, value);
   const path = c.req.path;
   if (/^\/v1\/t\/[^/]+\/hl7\/?$/.test(path)) {
     // Echo the sender's MSH-10 in MSA-2 whenever the body is at hand (not when it was too large).

@@ -23,7 +23,27 @@ export interface Config {
   adminTokenGenerated: boolean;
   /** Largest inbound HTTP body, in bytes. */
   maxBodyBytes: number;
+  /** Largest CSV upload (streamed to disk, never held in memory), in bytes. */
+  maxUploadBytes: number;
+  /** Requests per minute per credential unless the credential sets its own (LABRELAY_RATE_LIMIT_PER_MINUTE). */
+  rateLimitPerMinute: number;
   logLevel: string;
+  /** MLLP over TLS from certificate files (MLLP_TLS_CERT, MLLP_TLS_KEY, optional MLLP_TLS_CA); null: plain TCP. */
+  mllpTls: MllpTlsFiles | null;
+  /** MLLP limits: connections at once, idle time, and time to finish a begun frame. */
+  mllpLimits: {
+    maxConnections: number;
+    idleTimeoutMs: number;
+    frameTimeoutMs: number;
+    maxMessageBytes: number;
+  };
+}
+
+export interface MllpTlsFiles {
+  certFile: string;
+  keyFile: string;
+  /** CA bundle that client certificates must chain to; with it, senders must present one. */
+  caFile: string | null;
 }
 
 export class ConfigError extends Error {
@@ -49,6 +69,8 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
   const maxBody = Number(env.LABRELAY_MAX_BODY_BYTES || 20 * 1024 * 1024);
   if (!Number.isInteger(maxBody) || maxBody <= 0)
     throw new ConfigError(`LABRELAY_MAX_BODY_BYTES=${env.LABRELAY_MAX_BODY_BYTES} is not a positive integer`);
+  const maxUpload = positiveInteger(env, 'LABRELAY_MAX_UPLOAD_BYTES', 1024 * 1024 * 1024);
+  const rateLimit = positiveInteger(env, 'LABRELAY_RATE_LIMIT_PER_MINUTE', 6000);
   const httpPort = port(env, 'PORT', 8080);
   const publicUrl = (env.LABRELAY_PUBLIC_URL || `http://localhost:${httpPort}`).replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]+/.test(publicUrl))
@@ -68,8 +90,33 @@ export async function loadConfig(env: NodeJS.ProcessEnv = process.env): Promise<
     adminToken,
     adminTokenGenerated: !env.LABRELAY_ADMIN_TOKEN,
     maxBodyBytes: maxBody,
+    maxUploadBytes: maxUpload,
+    rateLimitPerMinute: rateLimit,
     logLevel: env.LOG_LEVEL || 'info',
+    mllpTls: mllpTls(env),
+    mllpLimits: {
+      maxConnections: positiveInteger(env, 'MLLP_MAX_CONNECTIONS', 200),
+      idleTimeoutMs: positiveInteger(env, 'MLLP_IDLE_TIMEOUT_MS', 300_000),
+      frameTimeoutMs: positiveInteger(env, 'MLLP_FRAME_TIMEOUT_MS', 120_000),
+      maxMessageBytes: positiveInteger(env, 'MLLP_MAX_MESSAGE_BYTES', 64 * 1024 * 1024),
+    },
   };
+}
+
+function mllpTls(env: NodeJS.ProcessEnv): MllpTlsFiles | null {
+  const certFile = env.MLLP_TLS_CERT || null;
+  const keyFile = env.MLLP_TLS_KEY || null;
+  if (!certFile && !keyFile) return null;
+  if (!certFile || !keyFile) throw new ConfigError('MLLP over TLS needs both MLLP_TLS_CERT and MLLP_TLS_KEY');
+  return { certFile, keyFile, caFile: env.MLLP_TLS_CA || null };
+}
+
+function positiveInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new ConfigError(`${name}=${raw} is not a positive integer`);
+  return n;
 }
 
 async function masterKey(value: string | undefined, dataDir: string): Promise<Buffer> {

@@ -1,6 +1,8 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from '@hono/zod-openapi';
 import { html, raw } from 'hono/html';
+import { CSV_COLUMNS } from '../adapters/csv/results-csv.ts';
+import { SimpleResultsSchema } from '../adapters/json/results-json.ts';
 import type { AppEnv } from './env.ts';
 
 export const OPENAPI_INFO = {
@@ -48,7 +50,7 @@ export function registerTenantRoutes(app: OpenAPIHono<AppEnv>): void {
   r.registerPath({
     method: 'post',
     path: '/v1/t/{slug}/hl7',
-    summary: 'Send one HL7 v2 message (ORU^R01)',
+    summary: 'Send one HL7 v2 message (ORU^R01 results; ORM^O01 or OML^O21 orders)',
     description:
       'Answers an HL7 ACK after the message is committed: 200 `MSA|AA`, 422 `MSA|AE`, 400 `MSA|AR`; 401/403/413/415 also answer an ACK with AR. ' +
       'Optional `Idempotency-Key`. Accepted messages carry `Location` and `LabRelay-Message-Id`.',
@@ -97,6 +99,102 @@ export function registerTenantRoutes(app: OpenAPIHono<AppEnv>): void {
           },
         },
       },
+    },
+  });
+  const jsonBody = (schema: z.ZodType) => ({ 'application/json': { schema } });
+  const accepted = z
+    .object({ messageId: z.string().uuid(), status: z.string() })
+    .passthrough()
+    .openapi('Accepted');
+  r.registerPath({
+    method: 'post',
+    path: '/v1/t/{slug}/fhir',
+    summary: 'Send FHIR R4: a Bundle (transaction, batch, collection, message) or one resource',
+    description:
+      'ServiceRequest (orders, scope `orders:write`), DiagnosticReport with its Observations or a standalone Observation (results, `results:write`), Patient (`patients:write`), Specimen. ' +
+      '`urn:uuid:` and relative references are resolved inside the Bundle. Answers 202 with a transaction-response/batch-response Bundle, or an OperationOutcome; ' +
+      'structural problems answer 400/422 with an OperationOutcome whose issues name each failing element (`expression`). ' +
+      'A `fhirVersion` other than 4.0 in the Content-Type, or a resource of another FHIR version, is refused. A repeated `Bundle.identifier` or body gets the stored answer.',
+    request: { params: z.object({ slug }), body: { content: fhirJson } },
+    responses: {
+      202: { description: 'transaction-response Bundle or OperationOutcome', content: fhirJson },
+      400: { description: 'OperationOutcome', content: fhirJson },
+      422: { description: 'OperationOutcome', content: fhirJson },
+    },
+  });
+  r.registerPath({
+    method: 'post',
+    path: '/v1/t/{slug}/results',
+    summary: 'Send results in the simple JSON format (scope results:write)',
+    description:
+      'One patient, one report and its results. `patient.externalPatientId` (seed 003) never makes a second patient. Answers 202 with the message id; a repeated body or Idempotency-Key gets the same answer.',
+    request: { params: z.object({ slug }), body: { content: jsonBody(SimpleResultsSchema), required: true } },
+    responses: { 202: { description: 'Accepted', content: jsonBody(accepted) } },
+  });
+  r.registerPath({
+    method: 'post',
+    path: '/v1/t/{slug}/csv',
+    summary: 'Upload results as CSV with a header row (scope results:write)',
+    description:
+      'Columns: ' +
+      CSV_COLUMNS.map((c) => `\`${c.name}\` (${c.description})`).join(', ') +
+      '. Streamed: any size up to LABRELAY_MAX_UPLOAD_BYTES, committed in batches; `GET /messages/{id}` shows `progress` while it runs. ' +
+      'Good rows are accepted, bad rows are answered with their row number (the header is row 1) and reason. BOM, CRLF and quoted fields are read.',
+    request: {
+      params: z.object({ slug }),
+      body: { content: { 'text/csv': { schema: z.string() } }, required: true },
+    },
+    responses: {
+      202: {
+        description: 'Accepted rows and rejected rows',
+        content: jsonBody(
+          z
+            .object({
+              messageId: z.string().uuid(),
+              accepted: z.number().int(),
+              rejected: z.array(z.object({ row: z.number().int(), message: z.string() })),
+              rejectedCount: z.number().int(),
+            })
+            .openapi('CsvAnswer'),
+        ),
+      },
+    },
+  });
+  r.registerPath({
+    method: 'post',
+    path: '/v1/t/{slug}/documents',
+    summary: 'Upload a PDF report with patient and order hints (multipart, scope results:write)',
+    description:
+      'Fields: `file` (the PDF), and hints `patientId`, `externalPatientId`, `mrn` + `mrnSystem`, `familyName`, `givenName`, `birthDate`, `orderNumber`, `orderNumberSystem`, `category` (e.g. blood-work, urinalysis, pathology), `title`. ' +
+      'The PDF is stored, its text extracted and a review task opened; one that cannot be read is kept as an attachment and flagged for manual processing.',
+    request: {
+      params: z.object({ slug }),
+      body: {
+        content: {
+          'multipart/form-data': {
+            schema: z.object({ file: z.string().openapi({ format: 'binary' }) }).passthrough(),
+          },
+        },
+        required: true,
+      },
+    },
+    responses: { 202: { description: 'Accepted', content: jsonBody(accepted) } },
+  });
+  r.registerPath({
+    method: 'get',
+    path: '/v1/t/{slug}/orders',
+    summary: "The tenant's orders with their status history (scope results:read)",
+    description: 'Query: `status`, `placerOrderNumber`, `limit` (1-500, default 50).',
+    request: { params: z.object({ slug }) },
+    responses: { 200: { description: 'Orders', content: jsonBody(z.object({ orders: z.array(z.any()) })) } },
+  });
+  r.registerPath({
+    method: 'get',
+    path: '/v1/t/{slug}/orders/{id}',
+    summary: 'One order with its status history',
+    request: { params: z.object({ slug, id }) },
+    responses: {
+      200: { description: 'Order', content: jsonBody(z.object({ id: z.string() }).passthrough()) },
     },
   });
   r.registerPath({

@@ -37,11 +37,19 @@ export class AppError extends Error {
   readonly code: ErrorCode;
   readonly status: number;
   readonly details: ErrorDetail[];
-  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = []) {
+  /** Response headers the error carries (`Retry-After` on 429). */
+  readonly headers: Record<string, string>;
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: ErrorDetail[] = [],
+    headers: Record<string, string> = {},
+  ) {
     super(message);
     this.code = code;
     this.status = STATUS[code];
     this.details = details;
+    this.headers = headers;
   }
 }
 

@@ -25,6 +25,11 @@ export function createMetrics() {
       labelNames: ['outcome', 'source'] as const,
       registers: [registry],
     }),
+    rateLimited: new Counter({
+      name: 'labrelay_rate_limited_total',
+      help: 'Tenant requests refused with 429 because their credential was over its rate limit',
+      registers: [registry],
+    }),
   };
 }
 

@@ -1,11 +1,13 @@
-import { BlockList, createServer, isIPv6, type Server, type Socket } from 'node:net';
+import { promises as fs } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { ipAllowed, normaliseIp } from './security/ip-allow.ts';
 import { ackTargetFromRaw, ackTargetOf, buildAck, HL7_ERROR } from '../adapters/hl7v2/ack.ts';
 import { Hl7ParseError, parseHl7 } from '../adapters/hl7v2/message.ts';
 import { findMllpConnections } from '../db/connections.ts';
 import { insertRejectedMessage } from '../db/messages.ts';
-import type { Connection } from '../db/schema.ts';
 import { findTenantById } from '../db/tenants.ts';
-import { ConfigError } from './config.ts';
+import { ConfigError, type MllpTlsFiles } from './config.ts';
 import type { Services } from './env.ts';
 import { receiveHl7 } from './intake/hl7.ts';
 
@@ -21,6 +23,10 @@ export interface MllpOptions {
   /** A connection with no traffic for this long is closed. */
   idleTimeoutMs?: number;
   maxConnections?: number;
+  /** A frame begun but not finished within this long (a stalled or very slow sender) closes the connection. */
+  frameTimeoutMs?: number;
+  /** Serve MLLP over TLS with these certificate files. */
+  tls?: MllpTlsFiles | null;
 }
 
 /**
@@ -35,10 +41,37 @@ export async function startMllpListener(
 ): Promise<{ server: Server; port: number; close(): Promise<void> }> {
   const maxBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
   const sockets = new Map<Socket, () => Promise<void>>();
-  const server = createServer((socket) => {
-    sockets.set(socket, handleConnection(services, socket, maxBytes, options.idleTimeoutMs ?? 300_000));
+  const limits = {
+    maxBytes,
+    idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
+    frameTimeoutMs: options.frameTimeoutMs ?? 120_000,
+  };
+  const onConnection = (socket: Socket) => {
+    sockets.set(socket, handleConnection(services, socket, limits));
     socket.once('close', () => sockets.delete(socket));
-  });
+  };
+  let server: Server;
+  if (options.tls) {
+    const [cert, key, ca] = await Promise.all([
+      fs.readFile(options.tls.certFile),
+      fs.readFile(options.tls.keyFile),
+      options.tls.caFile ? fs.readFile(options.tls.caFile) : null,
+    ]).catch((error: NodeJS.ErrnoException) => {
+      throw new ConfigError(`the MLLP TLS certificate files cannot be read: ${error.message}`);
+    });
+    server = createTlsServer(
+      {
+        cert,
+        key,
+        ...(ca ? { ca, requestCert: true, rejectUnauthorized: true } : {}),
+        minVersion: 'TLSv1.2',
+      },
+      onConnection,
+    );
+    server.on('tlsClientError', (error) => services.logger.info({ err: error }, 'MLLP TLS handshake failed'));
+  } else {
+    server = createServer(onConnection);
+  }
   server.maxConnections = options.maxConnections ?? 200;
   await new Promise<void>((resolve, reject) => {
     const failed = (error: NodeJS.ErrnoException) =>
@@ -74,9 +107,9 @@ export async function startMllpListener(
 function handleConnection(
   services: Services,
   socket: Socket,
-  maxBytes: number,
-  idleTimeoutMs: number,
+  limits: { maxBytes: number; idleTimeoutMs: number; frameTimeoutMs: number },
 ): () => Promise<void> {
+  const { maxBytes, idleTimeoutMs, frameTimeoutMs } = limits;
   const log = services.logger.child({ mllpPeer: `${socket.remoteAddress}:${socket.remotePort}` });
   let chunks: Buffer[] = [];
   let buffered = 0;
@@ -87,6 +120,24 @@ function handleConnection(
     socket.end();
   });
   socket.on('error', (error) => log.warn({ err: error }, 'MLLP connection error'));
+  // A sender that starts a frame and never finishes it (or trickles it) is cut off: it would hold a
+  // connection slot and its buffer indefinitely.
+  let frameTimer: NodeJS.Timeout | null = null;
+  const watchFrame = () => {
+    if (buffered > 0 && !frameTimer) {
+      frameTimer = setTimeout(() => {
+        log.warn({ bytes: buffered }, 'MLLP frame not finished in time; closing');
+        socket.destroy();
+      }, frameTimeoutMs);
+      frameTimer.unref();
+    } else if (buffered === 0 && frameTimer) {
+      clearTimeout(frameTimer);
+      frameTimer = null;
+    }
+  };
+  socket.once('close', () => {
+    if (frameTimer) clearTimeout(frameTimer);
+  });
   socket.on('data', (data) => {
     const previousEndedWithEndBlock = chunks.length > 0 && chunks.at(-1)!.at(-1) === END_BLOCK;
     chunks.push(data);
@@ -97,6 +148,7 @@ function handleConnection(
         log.warn({ bytes: buffered }, 'MLLP frame larger than the limit; closing');
         socket.destroy();
       }
+      watchFrame();
       return;
     }
     let buffer = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
@@ -125,6 +177,12 @@ function handleConnection(
     }
     chunks = buffer.length > 0 ? [Buffer.from(buffer)] : [];
     buffered = buffer.length;
+    // A finished frame shows the sender is alive: the next frame gets its own time.
+    if (frameTimer) {
+      clearTimeout(frameTimer);
+      frameTimer = null;
+    }
+    watchFrame();
     if (buffered > maxBytes) {
       log.warn({ bytes: buffered }, 'MLLP frame larger than the limit; closing');
       socket.destroy();
@@ -201,7 +259,7 @@ async function handleFrame(services: Services, socket: Socket, raw: string): Pro
   );
   if (candidates.length === 0)
     return refuse(`no inbound MLLP connection is configured for sending facility ${facility || '(empty)'}`);
-  const allowed = candidates.filter((c) => ipAllowed(c, remote));
+  const allowed = candidates.filter((c) => ipAllowed(c.mllp_allow_ips, remote));
   if (allowed.length === 0) return refuse(`address ${remote} is not allowed to send for ${facility}`);
   const tenants = new Set(allowed.map((c) => c.tenant_id));
   if (tenants.size > 1)
@@ -221,27 +279,10 @@ async function handleFrame(services: Services, socket: Socket, raw: string): Pro
     idempotencyKey: null,
     remoteAddress: remote,
   });
-  socket.write(frame(result.ack));
+  for (const ack of result.acks) socket.write(frame(ack));
 }
 
 /** HD's namespace id (first component), else the whole field. */
 function firstComponent(field: string): string {
   return field.split('^')[0] || field;
-}
-
-function normaliseIp(ip: string): string {
-  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
-}
-
-function ipAllowed(connection: Connection, ip: string): boolean {
-  const list = connection.mllp_allow_ips;
-  if (!list || list.length === 0) return true;
-  const blocks = new BlockList();
-  for (const entry of list) {
-    const [address, prefix] = entry.split('/');
-    const type = isIPv6(address!) ? 'ipv6' : 'ipv4';
-    if (prefix) blocks.addSubnet(address!, Number(prefix), type);
-    else blocks.addAddress(address!, type);
-  }
-  return blocks.check(ip, isIPv6(ip) ? 'ipv6' : 'ipv4');
 }

@@ -9,6 +9,7 @@ import { createApp } from './app.ts';
 import { loadConfig, ConfigError, type Config } from './config.ts';
 import { CONSOLE_BUILD_DIR, loadConsole } from './console.ts';
 import type { Services } from './env.ts';
+import { RateLimiter } from './security/rate-limit.ts';
 import { createMetrics } from './metrics.ts';
 import { startMllpListener } from './mllp.ts';
 import { seedDemoTenant, type DemoSeed } from './seed-demo.ts';
@@ -134,7 +135,15 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
       metrics,
       searchAttributes,
     });
-    const services: Services = { config, db: database.db, logger, starter, metrics, temporal: () => client };
+    const services: Services = {
+      config,
+      db: database.db,
+      logger,
+      starter,
+      metrics,
+      temporal: () => client,
+      rateLimiter: new RateLimiter(),
+    };
     stops.push(() => starter.drain());
 
     let worker: WorkerHandle | null = null;
@@ -206,7 +215,11 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
           }),
       );
 
-      const mllp = await startMllpListener(services, { port: config.mllpPort });
+      const mllp = await startMllpListener(services, {
+        port: config.mllpPort,
+        tls: config.mllpTls,
+        ...config.mllpLimits,
+      });
       mllpPort = mllp.port;
       stops.push(() => mllp.close());
     }

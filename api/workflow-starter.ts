@@ -61,6 +61,8 @@ export interface WorkflowStarterDeps {
   searchAttributes?: boolean;
   /** How long one start may take before it is left to the relay. */
   startTimeoutMs?: number;
+  /** Starts intake may have in flight before it leaves further ones to the relay (default 32). */
+  maxIntakeStartsInFlight?: number;
 }
 
 /**
@@ -139,12 +141,16 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
       );
       await db.transaction().execute(async (trx) => {
         await markOrderInboxStarted(trx, row.order_id);
+        // A message of orders only is done once its orders' workflows have them.
         await trx
           .updateTable('messages')
-          .set({ status: MESSAGE_STATUS.processing, updated_at: new Date() })
+          .set({ status: MESSAGE_STATUS.delivered, updated_at: new Date() })
           .where('id', '=', row.message_id)
           .where('tenant_id', '=', row.tenant_id)
           .where('status', '=', MESSAGE_STATUS.received)
+          .where(({ not, exists, selectFrom }) =>
+            not(exists(selectFrom('reports').select('id').where('reports.message_id', '=', row.message_id))),
+          )
           .execute();
       });
       metrics.workflowStarts.inc({ outcome: 'ok', source });
@@ -163,12 +169,22 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
   }
 
   const inFlight = new Set<Promise<void>>();
+  const maxInFlight = deps.maxIntakeStartsInFlight ?? 32;
+  /**
+   * Intake never queues behind Temporal: when Temporal is away or already has this many starts in
+   * hand, the start is left to the relay (the committed inbox row is due in 30 s), so a burst or a
+   * slow cluster never holds up ACKs or grows memory, and the backlog drains at Temporal's pace.
+   */
+  const shed = (source: 'intake' | 'relay') =>
+    source === 'intake' && (inFlight.size >= maxInFlight || deps.client() === null);
   async function start(rows: InboxRow[], source: 'intake' | 'relay'): Promise<void> {
+    if (shed(source)) return;
     await track(async () => {
       for (const row of rows) await startOne(row, source);
     });
   }
   async function startOrders(rows: OrderInboxRow[], source: 'intake' | 'relay'): Promise<void> {
+    if (shed(source)) return;
     await track(async () => {
       for (const row of rows) await startOrder(row, source);
     });

@@ -5,6 +5,14 @@ export interface CredentialWithTenant extends Credential {
   tenant_slug: string;
 }
 
+/** Seed 003's access scope and the limits of one credential; absent means unrestricted. */
+export interface CredentialAccess {
+  clientIds?: string[] | null;
+  locationIds?: string[] | null;
+  rateLimitPerMinute?: number | null;
+  allowIps?: string[] | null;
+}
+
 export async function insertCredential(
   db: Db,
   input: {
@@ -15,6 +23,7 @@ export async function insertCredential(
     keyPrefix: string;
     keyHash: string;
     signingSecrets: SigningSecretRecord[];
+    access?: CredentialAccess;
   },
 ): Promise<Credential> {
   return db
@@ -27,6 +36,10 @@ export async function insertCredential(
       key_prefix: input.keyPrefix,
       key_hash: input.keyHash,
       signing_salts: JSON.stringify(input.signingSecrets),
+      client_ids: input.access?.clientIds ? JSON.stringify(input.access.clientIds) : null,
+      location_ids: input.access?.locationIds ? JSON.stringify(input.access.locationIds) : null,
+      rate_limit_per_minute: input.access?.rateLimitPerMinute ?? null,
+      allow_ips: input.access?.allowIps ? JSON.stringify(input.access.allowIps) : null,
     })
     .returningAll()
     .executeTakeFirstOrThrow();

@@ -114,7 +114,6 @@ export async function recordPlacedOrder(
   const o = input.order;
   const now = new Date();
   const placed = {
-    message_id: input.messageId,
     placer_order_number: o.placerOrderNumber,
     filler_order_number: o.fillerOrderNumber,
     priority: o.priority,
@@ -140,14 +139,44 @@ export async function recordPlacedOrder(
       due_at: input.dueAt,
       overdue_at: null,
       closed_at: null,
-      history: JSON.stringify([{ status: ORDER_STATUS.ordered, at: now.toISOString() }]),
+      history: JSON.stringify([
+        { status: ORDER_STATUS.ordered, at: now.toISOString(), messageId: input.messageId },
+      ]),
+      message_id: input.messageId,
       ...placed,
     })
-    .onConflict((oc) => oc.columns(['tenant_id', 'order_key']).doUpdateSet({ ...placed, updated_at: now }))
+    .onConflict((oc) =>
+      oc.columns(['tenant_id', 'order_key']).doUpdateSet({
+        // A cancellation says only "cancel": what the placer said before stays.
+        ...(o.action === ORDER_ACTION.cancel ? {} : placed),
+        // The first message that placed the order stays its message; later ones are in the history.
+        message_id: sql<string>`coalesce(orders.message_id, excluded.message_id)`,
+        history:
+          o.action === ORDER_ACTION.cancel
+            ? sql`orders.history`
+            : sql`orders.history || ${JSON.stringify([
+                {
+                  status: ORDER_STATUS.ordered,
+                  at: now.toISOString(),
+                  detail:
+                    o.action === ORDER_ACTION.update
+                      ? 'the placer changed the order'
+                      : 'the placer sent the order again',
+                  messageId: input.messageId,
+                },
+              ])}::jsonb`,
+        updated_at: now,
+      }),
+    )
     .execute();
   if (o.action === ORDER_ACTION.cancel) {
     const entry = JSON.stringify([
-      { status: ORDER_STATUS.cancelled, at: now.toISOString(), detail: 'the placer cancelled the order' },
+      {
+        status: ORDER_STATUS.cancelled,
+        at: now.toISOString(),
+        detail: 'the placer cancelled the order',
+        messageId: input.messageId,
+      },
     ]);
     await tenantScope(db, input.tenantId)
       .updateTable('orders')

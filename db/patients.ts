@@ -97,3 +97,55 @@ export async function findPatients(
       .map((i) => ({ system: i.system, value: i.value, type: i.type })),
   }));
 }
+
+/**
+ * Creates or updates a patient sent on its own (a FHIR Patient, seed 003 "create/update patients"):
+ * found by our id, else the sender's external id (seed 003 `externalPatientID`: never a second
+ * patient for it), else an identifier with its assigning authority; found → new identifiers and
+ * contact details are added; not found → created. Identifiers that point at two patients are
+ * refused (`ambiguous`), never merged.
+ */
+export async function upsertPatient(
+  db: Db,
+  tenantId: string,
+  demographics: PatientDemographics,
+): Promise<{ id: string; created: boolean } | { ambiguous: string[] } | { unknownId: string }> {
+  const scope = tenantScope(db, tenantId);
+  let id: string | undefined;
+  if (demographics.internalId) {
+    const row = await scope
+      .selectFrom('patients')
+      .select('id')
+      .where('id', '=', demographics.internalId)
+      .executeTakeFirst();
+    if (!row) return { unknownId: demographics.internalId };
+    id = row.id;
+  }
+  if (!id && demographics.externalId) {
+    id = (
+      await scope
+        .selectFrom('patients')
+        .select('id')
+        .where('external_id', '=', demographics.externalId)
+        .executeTakeFirst()
+    )?.id;
+  }
+  if (!id) {
+    const matches = await findPatientsByIdentifiers(db, tenantId, demographics.identifiers);
+    if (matches.length > 1) return { ambiguous: matches };
+    id = matches[0];
+  }
+  if (!id) return { id: await insertPatient(db, tenantId, demographics), created: true };
+  await scope
+    .updateTable('patients')
+    .set({
+      ...(demographics.email ? { email: demographics.email } : {}),
+      ...(demographics.phone ? { phone: demographics.phone } : {}),
+      ...(demographics.externalId ? { external_id: demographics.externalId } : {}),
+      updated_at: new Date(),
+    })
+    .where('id', '=', id)
+    .execute();
+  await addPatientIdentifiers(db, tenantId, id, demographics.identifiers);
+  return { id, created: false };
+}

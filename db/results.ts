@@ -212,6 +212,23 @@ export interface ReportSearch {
   ids?: string[];
   count: number;
   offset: number;
+  /** Seed 003's client and location scope of the reading credential. */
+  access?: AccessScope;
+}
+
+/** The clients and locations a credential may see; null lists mean all. */
+export interface AccessScope {
+  clientIds: string[] | null;
+  locationIds: string[] | null;
+}
+
+/** Keeps only reports inside the access scope (a report outside every listed client is not seen). */
+function withinScope(access: AccessScope | undefined) {
+  return (eb: ExpressionBuilder<any, any>) =>
+    eb.and([
+      ...(access?.clientIds ? [eb('reports.client_id', 'in', access.clientIds)] : []),
+      ...(access?.locationIds ? [eb('reports.location_id', 'in', access.locationIds)] : []),
+    ]);
 }
 
 /** Released reports of a tenant matching a search, newest first, with the total before paging. */
@@ -239,6 +256,7 @@ export async function searchReleasedReports(
   if (search.effectiveTo) query = query.where('effective_at', '<=', search.effectiveTo);
   if (search.updatedFrom) query = query.where('updated_at', '>=', search.updatedFrom);
   if (search.updatedTo) query = query.where('updated_at', '<=', search.updatedTo);
+  query = query.where(withinScope(search.access));
   const totalRow = await query.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow();
   const reports = await query
     .selectAll()
@@ -256,6 +274,7 @@ export interface ObservationSearch {
   ids?: string[];
   count: number;
   offset: number;
+  access?: AccessScope;
 }
 
 export interface ObservationWithReport extends Observation {
@@ -279,6 +298,7 @@ export async function searchReleasedObservations(
   if (search.patientIds)
     query = query.where('reports.patient_id', 'in', search.patientIds.length > 0 ? search.patientIds : none);
   if (search.codes) query = query.where(codeMatches('observations.code', search.codes));
+  query = query.where(withinScope(search.access));
   const totalRow = await query.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow();
   const observations = await query
     .selectAll('observations')

@@ -289,7 +289,7 @@ export interface OrdersTable {
   overdue_at: NullableTimestamp;
   closed_at: NullableTimestamp;
   /** Every status the order passed through, with when and why. */
-  history: Json<Array<{ status: string; at: string; detail?: string }>>;
+  history: Json<Array<{ status: string; at: string; detail?: string; messageId?: string }>>;
   message_id: string | null;
   placer_order_number: string | null;
   filler_order_number: string | null;

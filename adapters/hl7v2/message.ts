@@ -158,7 +158,7 @@ const DEFAULT_ENCODING: EncodingCharacters = {
 export function parseHl7(text: string): Hl7Message {
   if (text.includes('\u0000'))
     throw new Hl7ParseError('the message contains a NUL byte, which HL7 text never does', null);
-  const trimmed = text.replace(/^[\s\uFEFF]+/, '').replace(/[\r\n]+$/, '');
+  const trimmed = trimMessage(text);
   if (!trimmed.startsWith('MSH')) {
     throw new Hl7ParseError('the message does not start with an MSH segment', 'MSH');
   }
@@ -171,7 +171,7 @@ export function parseHl7(text: string): Hl7Message {
   const msh2 = trimmed.slice(4, msh2End === -1 ? undefined : msh2End);
   if (msh2.length < 4 || msh2.length > 5) {
     throw new Hl7ParseError(
-      `MSH-2 encoding characters ${JSON.stringify(msh2)} must be 4 characters`,
+      `MSH-2 encoding characters ${JSON.stringify(msh2)} must be 4 characters (5 from v2.7)`,
       'MSH-2',
     );
   }
@@ -182,8 +182,9 @@ export function parseHl7(text: string): Hl7Message {
     escape: msh2[2]!,
     subcomponent: msh2[3]!,
   };
-  const distinct = new Set([fieldSep, ...msh2.slice(0, 4)]);
-  if (distinct.size !== 5 || [...distinct].some((ch) => /[A-Za-z0-9\r\n]/.test(ch))) {
+  // From v2.7 a fifth character, the truncation character, may follow; it must be distinct as well.
+  const distinct = new Set([fieldSep, ...msh2]);
+  if (distinct.size !== msh2.length + 1 || [...distinct].some((ch) => /[A-Za-z0-9\r\n]/.test(ch))) {
     throw new Hl7ParseError(
       `MSH-2 encoding characters ${JSON.stringify(msh2)} are not distinct separators`,
       'MSH-2',
@@ -222,32 +223,42 @@ export function parseHl7(text: string): Hl7Message {
 }
 
 /**
+ * Drops leading whitespace and byte-order marks and trailing line ends, by hand: a regex such as
+ * `/[\r\n]+$/` takes quadratic time on a message of many blank lines.
+ */
+function trimMessage(text: string): string {
+  let start = 0;
+  while (start < text.length && /[\s\uFEFF]/.test(text[start]!)) start++;
+  let end = text.length;
+  while (end > start && (text[end - 1] === '\r' || text[end - 1] === '\n')) end--;
+  return text.slice(start, end);
+}
+
+/**
  * Replaces HL7 escape sequences (`\F\ \S\ \T\ \R\ \E\`, `\Xhh..\`, `\.br\`) with the characters
- * they stand for. Formatting commands other than `.br` are dropped; an unknown or unterminated
- * sequence is kept as written.
+ * they stand for. `\.sp\` becomes a line break too; other formatting commands (`\H\`, `\.in\`...)
+ * are dropped; an unknown or unterminated sequence is kept as written. Linear in the length of the
+ * value, which matters for encapsulated documents of several megabytes.
  */
 export function unescapeHl7(value: string, enc: EncodingCharacters = DEFAULT_ENCODING): string {
   const esc = enc.escape;
-  if (!value.includes(esc)) return value;
-  let out = '';
-  let i = 0;
-  while (i < value.length) {
-    const ch = value[i]!;
-    if (ch !== esc) {
-      out += ch;
-      i++;
-      continue;
+  let start = value.indexOf(esc);
+  if (start === -1) return value;
+  const parts: string[] = [];
+  let copied = 0;
+  while (start !== -1) {
+    const end = value.indexOf(esc, start + 1);
+    if (end === -1) break;
+    const decoded = decodeEscape(value.slice(start + 1, end), enc);
+    // An unknown sequence stays as written, both escape characters included.
+    if (decoded !== null) {
+      parts.push(value.slice(copied, start), decoded);
+      copied = end + 1;
     }
-    const end = value.indexOf(esc, i + 1);
-    if (end === -1) {
-      out += value.slice(i);
-      break;
-    }
-    const seq = value.slice(i + 1, end);
-    out += decodeEscape(seq, enc) ?? value.slice(i, end + 1);
-    i = end + 1;
+    start = value.indexOf(esc, end + 1);
   }
-  return out;
+  parts.push(value.slice(copied));
+  return parts.join('');
 }
 
 function decodeEscape(seq: string, enc: EncodingCharacters): string | null {
@@ -265,11 +276,26 @@ function decodeEscape(seq: string, enc: EncodingCharacters): string | null {
     case '.br':
       return '\n';
   }
-  if (/^X([0-9A-Fa-f]{2})+$/.test(seq)) {
-    return Buffer.from(seq.slice(1), 'hex').toString('latin1');
-  }
+  if (/^X(?:[0-9A-Fa-f]{2})+$/.test(seq)) return decodeHexBytes(seq.slice(1));
+  // `.sp n` ends the line (and skips lines): a line break is what survives of it in plain text.
+  if (/^\.sp(?:\s*[+-]?\d+)?$/.test(seq)) return '\n';
   if (/^\.(sp|in|ti|sk|ce|fi|nf)/.test(seq) || /^[HN]$/.test(seq)) return '';
   return null;
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * `\Xhh..\` bytes as text: UTF-8 when they are valid UTF-8 (what MSH-18 UNICODE UTF-8 senders and
+ * most others mean), else one character per byte (ISO 8859-1), so a lone `\XB0\` still reads °.
+ */
+function decodeHexBytes(hex: string): string {
+  const bytes = Buffer.from(hex, 'hex');
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    return bytes.toString('latin1');
+  }
 }
 
 /** Escapes text for use inside an HL7 field (the inverse of {@link unescapeHl7}). */

@@ -1,23 +1,34 @@
 import { createHash } from 'node:crypto';
 import {
   ACK_CODE,
+  acknowledgementsFor,
+  ackModeFromRaw,
+  ackModeOf,
   ackTargetFromRaw,
   ackTargetOf,
-  buildAck,
   HL7_ERROR,
   type AckError,
 } from '../../adapters/hl7v2/ack.ts';
+import { HL7_MESSAGE_KIND, hl7MessageKind, ormToOrderMessage } from '../../adapters/hl7v2/orm.ts';
 import { Hl7ParseError, parseHl7, type Hl7Message } from '../../adapters/hl7v2/message.ts';
 import { Hl7ContentError, oruToResultMessage } from '../../adapters/hl7v2/oru.ts';
 import { insertRejectedMessage } from '../../db/messages.ts';
 import type { Message, Tenant } from '../../db/schema.ts';
 import type { Services } from '../env.ts';
-import { isDataException, storeInbound, type StoreOutcome } from './store.ts';
+import {
+  accessViolations,
+  isDataException,
+  storeInbound,
+  type InboundContent,
+  type StoreOutcome,
+} from './store.ts';
 
 export interface Hl7Submission {
   tenant: Tenant;
   transport: 'http' | 'mllp';
   raw: string;
+  /** Client and location scope of the submitting credential (seed 003); null when unscoped or MLLP. */
+  access?: { clientIds: string[] | null; locationIds: string[] | null } | null;
   /** Scopes of the submitting credential; null for an MLLP connection (its configuration is the grant). */
   scopes: string[] | null;
   credentialId: string | null;
@@ -27,6 +38,12 @@ export interface Hl7Submission {
 }
 
 export interface Hl7Outcome {
+  /**
+   * The ACKs to send, in order, as MSH-15/16 ask (HL7 v2.5.1 2.9.2): original mode one application
+   * ACK; enhanced mode a commit ACK and/or an application ACK, or none at all (NE|NE).
+   */
+  acks: string[];
+  /** The one ACK an HTTP response carries: the application ACK when asked for, else the commit ACK, else ''. */
   ack: string;
   /** The HTTP status that agrees with the ACK: 200 AA, 422 AE, 400 AR (403 for a missing scope). */
   httpStatus: number;
@@ -55,7 +72,11 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
     errors: AckError[],
     message: Hl7Message | null,
   ): Promise<Hl7Outcome> => {
-    const ack = buildAck(message ? ackTargetOf(message) : ackTargetFromRaw(input.raw), code, errors);
+    const acks = acknowledgementsFor(
+      message ? ackTargetOf(message) : ackTargetFromRaw(input.raw),
+      message ? ackModeOf(message) : ackModeFromRaw(input.raw),
+      { code, errors },
+    );
     await insertRejectedMessage(db, {
       tenantId: input.tenant.id,
       transport: input.transport,
@@ -75,7 +96,7 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
       },
       'HL7 message refused',
     );
-    return { ack, httpStatus, messageId: null, outcome: 'rejected' };
+    return { acks, ack: httpAck(acks), httpStatus, messageId: null, outcome: 'rejected' };
   };
 
   let message: Hl7Message;
@@ -108,15 +129,27 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
     );
   }
 
-  let canonical;
+  let content: InboundContent;
   try {
-    canonical = oruToResultMessage(message);
+    content =
+      hl7MessageKind(message) === HL7_MESSAGE_KIND.orders
+        ? { results: [], orders: [ormToOrderMessage(message)] }
+        : { results: [oruToResultMessage(message)], orders: [] };
   } catch (error) {
     if (!(error instanceof Hl7ContentError)) throw error;
     return error.reject
       ? reject(400, ACK_CODE.reject, error.errors, message)
       : reject(422, ACK_CODE.error, error.errors, message);
   }
+
+  const violations = accessViolations(input.access ?? null, content);
+  if (violations.length > 0)
+    return reject(
+      403,
+      ACK_CODE.reject,
+      violations.map((v) => ({ code: HL7_ERROR.unknownKey, location: null, message: v })),
+      message,
+    );
 
   const header = message.header;
   const sender = `${header.field(3).raw}|${header.field(4).raw}`;
@@ -140,8 +173,14 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
         connectionId: input.connectionId,
         orderNamespace: sendingFacility,
       },
-      { results: [canonical], orders: [] },
-      () => ({ response: buildAck(ackTargetOf(message), ACK_CODE.accept), status: 200 }),
+      content,
+      () => ({
+        // Kept as sent, so a retry is answered with the very same ACKs.
+        response: acknowledgementsFor(ackTargetOf(message), ackModeOf(message), {
+          code: ACK_CODE.accept,
+        }).join(ACK_SEPARATOR),
+        status: 200,
+      }),
     );
   } catch (error) {
     if (!isDataException(error)) throw error;
@@ -186,12 +225,24 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
     );
   }
   metrics.inboundMessages.inc({ transport: input.transport, format: 'hl7v2', outcome: 'accepted' });
+  const acks = splitAcks(stored.answer.response);
   return {
-    ack: stored.answer.response,
+    acks,
+    ack: httpAck(acks),
     httpStatus: stored.answer.status,
     messageId: stored.messageId,
     outcome: 'accepted',
   };
+}
+
+/** Stored ACKs are joined by FS (0x1C), which never occurs inside an ACK. */
+const ACK_SEPARATOR = '\x1c';
+function splitAcks(response: string): string[] {
+  return response === '' ? [] : response.split(ACK_SEPARATOR);
+}
+/** The application ACK (MSA-1 A*) when there is one, else the commit ACK (C*), else nothing. */
+function httpAck(acks: string[]): string {
+  return acks.find((a) => /\rMSA\|A[AER]\|/.test(a)) ?? acks[0] ?? '';
 }
 
 /**
@@ -209,8 +260,10 @@ function contentHashOf(message: Hl7Message): string {
 }
 
 function repeatAnswer(message: Message): Hl7Outcome {
+  const acks = splitAcks(message.response);
   return {
-    ack: message.response,
+    acks,
+    ack: httpAck(acks),
     httpStatus: message.response_status,
     messageId: message.id,
     outcome: 'duplicate',

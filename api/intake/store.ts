@@ -7,7 +7,9 @@ import { recordPlacedOrder } from '../../db/orders.ts';
 import { insertReport } from '../../db/results.ts';
 import type { Message, MessageProgress, Tenant } from '../../db/schema.ts';
 import type { Db } from '../../db/tenant-scope.ts';
-import type { OrderMessage, ResultMessage } from '../../domain/model.ts';
+import type { OrderMessage, PatientDemographics, ResultMessage } from '../../domain/model.ts';
+import { upsertPatient } from '../../db/patients.ts';
+import { AppError } from '../errors.ts';
 import { orderKeyOf, orderWorkflowId } from '../../domain/order-key.ts';
 import { turnaroundMinutesFor } from '../../domain/turnaround.ts';
 import type { Services } from '../env.ts';
@@ -38,6 +40,8 @@ export interface InboundEnvelope {
 export interface InboundContent {
   results: ResultMessage[];
   orders: OrderMessage[];
+  /** Patients sent on their own (a FHIR Patient): created or updated at once. */
+  patients?: PatientDemographics[];
   /**
    * Documents sent on their own (a PDF upload), each with the report it belongs to: the index of a
    * report in `results` (flattened across messages), or null when nothing could be read from it.
@@ -228,6 +232,18 @@ export async function storeContent(
     });
   }
 
+  for (const [index, patient] of (content.patients ?? []).entries()) {
+    const upserted = await upsertPatient(trx, tenantId, patient);
+    // Refused inside the transaction: nothing of the message is kept.
+    if ('ambiguous' in upserted)
+      throw new AppError(
+        'conflict',
+        `patient ${index + 1}: its identifiers belong to ${upserted.ambiguous.length} different patients`,
+      );
+    if ('unknownId' in upserted)
+      throw new AppError('unprocessable', `patient ${index + 1}: there is no patient ${upserted.unknownId}`);
+  }
+
   const orderRows: OrderInboxRow[] = [];
   const turnaround = envelope.tenant.settings.turnaroundMinutes;
   for (const placed of content.orders) {
@@ -268,4 +284,32 @@ export function isUniqueViolation(error: unknown): boolean {
 export function isDataException(error: unknown): boolean {
   const code = typeof error === 'object' && error !== null ? (error as { code?: unknown }).code : undefined;
   return typeof code === 'string' && code.startsWith('22');
+}
+
+/**
+ * What in a message lies outside the sending credential's client and location scope (seed 003):
+ * one sentence per report or order, empty when all is inside (or the credential is not scoped).
+ */
+export function accessViolations(
+  access: { clientIds: string[] | null; locationIds: string[] | null } | null,
+  content: InboundContent,
+): string[] {
+  if (!access || (!access.clientIds && !access.locationIds)) return [];
+  const items = [
+    ...content.results.flatMap((r) => r.reports.map((x) => ({ what: 'report', ...x }))),
+    ...content.orders.flatMap((o) => o.orders.map((x) => ({ what: 'order', ...x }))),
+  ];
+  const violations: string[] = [];
+  for (const item of items) {
+    const name = `${item.what} ${item.placerOrderNumber ?? item.fillerOrderNumber ?? item.code.code}`;
+    if (access.clientIds && !(item.clientId && access.clientIds.includes(item.clientId)))
+      violations.push(
+        `${name}: client ${item.clientId ?? '(none given)'} is outside this key's client scope`,
+      );
+    if (access.locationIds && !(item.locationId && access.locationIds.includes(item.locationId)))
+      violations.push(
+        `${name}: location ${item.locationId ?? '(none given)'} is outside this key's location scope`,
+      );
+  }
+  return violations;
 }

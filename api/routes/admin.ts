@@ -164,6 +164,13 @@ const TenantOut = z
   .openapi('Tenant');
 const SlugParam = z.object({ slug: Slug });
 
+const Ip = z.string().refine((s) => {
+  const [address, prefix, ...rest] = s.split('/');
+  const version = isIP(address ?? '');
+  if (version === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
+}, 'an IPv4/IPv6 address or CIDR block, e.g. 10.0.0.0/8');
 const CredentialBody = z
   .object({
     name: z.string().trim().min(1).max(200),
@@ -171,6 +178,25 @@ const CredentialBody = z
     environment: z.enum(['production', 'sandbox']).default('production'),
     /** false: a key without a signing secret, whose requests need no signature. */
     signed: z.boolean().default(true),
+    clientIds: z.array(z.string().trim().min(1).max(200)).min(1).max(1000).optional().openapi({
+      description:
+        'Seed 003 client scope: the clients (ordering organisations) this key may read and write. Absent: all.',
+    }),
+    locationIds: z.array(z.string().trim().min(1).max(200)).min(1).max(1000).optional().openapi({
+      description:
+        'Seed 003 location scope: the ordering locations this key may read and write. Absent: all.',
+    }),
+    rateLimitPerMinute: z.number().int().min(1).max(1_000_000).optional().openapi({
+      description: 'Requests per minute; beyond it 429 with Retry-After. Absent: the process default.',
+    }),
+    allowIps: z
+      .array(z.lazy(() => Ip))
+      .min(1)
+      .max(100)
+      .optional()
+      .openapi({
+        description: 'Source addresses or CIDR blocks this key may be used from. Absent: anywhere.',
+      }),
   })
   .openapi('NewCredential');
 const CredentialOut = z
@@ -187,13 +213,6 @@ const CredentialOut = z
   })
   .openapi('CreatedCredential');
 
-const Ip = z.string().refine((s) => {
-  const [address, prefix, ...rest] = s.split('/');
-  const version = isIP(address ?? '');
-  if (version === 0 || rest.length > 0) return false;
-  if (prefix === undefined) return true;
-  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
-}, 'an IPv4/IPv6 address or CIDR block, e.g. 10.0.0.0/8');
 const ConnectionBody = z
   .object({
     name: z.string().trim().min(1).max(200),
@@ -392,11 +411,22 @@ export function adminRoutes() {
       const { slug } = c.req.valid('param');
       const body = c.req.valid('json');
       const tenant = await requireTenant(db, slug);
-      const issued = await db
-        .transaction()
-        .execute((trx) =>
-          issueCredential(trx, config.masterKey, { tenantId: tenant.id, ...body, actor: 'admin' }),
-        );
+      const issued = await db.transaction().execute((trx) =>
+        issueCredential(trx, config.masterKey, {
+          tenantId: tenant.id,
+          name: body.name,
+          scopes: body.scopes,
+          environment: body.environment,
+          signed: body.signed,
+          actor: 'admin',
+          access: {
+            clientIds: body.clientIds,
+            locationIds: body.locationIds,
+            rateLimitPerMinute: body.rateLimitPerMinute,
+            allowIps: body.allowIps,
+          },
+        }),
+      );
       return c.json(
         {
           id: issued.id,

@@ -19,6 +19,7 @@ import {
   findObservationsOfReports,
   searchReleasedObservations,
   searchReleasedReports,
+  type AccessScope,
   type ObservationWithReport,
 } from '../../db/results.ts';
 import type { Observation, Report } from '../../db/schema.ts';
@@ -26,6 +27,7 @@ import { tenantScope } from '../../db/tenant-scope.ts';
 import type { Interpretation, ObservationValueType } from '../../domain/model.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
+import { receiveFhir } from '../intake/fhir.ts';
 import { requireScope } from '../middleware/tenant-auth.ts';
 
 const FHIR_JSON = 'application/fhir+json; charset=utf-8';
@@ -40,11 +42,13 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  */
 export function fhirRoutes() {
   const app = new Hono<AppEnv>();
+  app.post('/', receiveFhir);
   app.get('/DiagnosticReport', requireScope('results:read'), searchDiagnosticReports);
   app.get('/Observation', requireScope('results:read'), searchObservations);
   app.get('/Patient', requireScope('patients:read'), searchPatients);
   app.get('/DiagnosticReport/:id', requireScope('results:read'), async (c) => {
     const { reports } = await searchReleasedReports(c.get('services').db, c.get('tenant').id, {
+      access: accessOf(c),
       ids: [validId(c, 'DiagnosticReport')],
       count: 1,
       offset: 0,
@@ -58,6 +62,7 @@ export function fhirRoutes() {
   });
   app.get('/Observation/:id', requireScope('results:read'), async (c) => {
     const { observations } = await searchReleasedObservations(c.get('services').db, c.get('tenant').id, {
+      access: accessOf(c),
       ids: [validId(c, 'Observation')],
       count: 1,
       offset: 0,
@@ -107,6 +112,7 @@ async function searchDiagnosticReports(c: Ctx) {
       );
   }
   const { total, reports } = await searchReleasedReports(db, tenant.id, {
+    access: accessOf(c),
     ...(patientIds ? { patientIds } : {}),
     ...(q.first('code') ? { codes: codeFilter(parseTokens('code', q.first('code')!)) } : {}),
     ...(q.first('status') ? { statuses: q.first('status')!.split(',') } : {}),
@@ -163,6 +169,7 @@ async function searchObservations(c: Ctx) {
   const patientIds = await patientFilter(c, q);
   const { count, offset } = paging(q);
   const { total, observations } = await searchReleasedObservations(db, c.get('tenant').id, {
+    access: accessOf(c),
     ...(patientIds ? { patientIds } : {}),
     ...(q.first('code') ? { codes: codeFilter(parseTokens('code', q.first('code')!)) } : {}),
     count,
@@ -407,4 +414,10 @@ function capabilityStatement(c: Ctx): FhirResource {
       },
     ],
   };
+}
+
+/** The reading credential's client and location scope (seed 003). */
+function accessOf(c: Context<AppEnv>): AccessScope {
+  const credential = c.get('credential');
+  return { clientIds: credential.client_ids, locationIds: credential.location_ids };
 }

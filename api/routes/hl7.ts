@@ -26,6 +26,7 @@ export function hl7Routes() {
       raw,
       scopes: c.get('credential').scopes,
       credentialId: c.get('credential').id,
+      access: { clientIds: c.get('credential').client_ids, locationIds: c.get('credential').location_ids },
       connectionId: null,
       idempotencyKey,
       remoteAddress: null,
@@ -34,6 +35,8 @@ export function hl7Routes() {
       c.header('Location', `/v1/t/${c.get('tenant').slug}/messages/${result.messageId}`);
       c.header('LabRelay-Message-Id', result.messageId);
     }
+    // MSH-15/16 asked for no acknowledgement at all (NE|NE): the status alone answers.
+    if (result.ack === '') return c.body(null, result.httpStatus === 200 ? 204 : (result.httpStatus as 400));
     return c.body(result.ack, result.httpStatus as 200, {
       'Content-Type': 'application/hl7-v2; charset=utf-8',
     });

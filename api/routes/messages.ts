@@ -1,5 +1,7 @@
 import { Hono } from 'hono';
+import { sql } from 'kysely';
 import { findMessage, MESSAGE_STATUS } from '../../db/messages.ts';
+import { listDocumentsOfMessage } from '../../db/documents.ts';
 import { tenantScope } from '../../db/tenant-scope.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
@@ -68,12 +70,24 @@ export function messageRoutes() {
       .where('message_id', '=', message.id)
       .orderBy('created_at')
       .execute();
+    const orders = await tenantScope(db, tenant.id)
+      .selectFrom('orders')
+      .select(['id', 'order_key', 'status', 'workflow_id', 'placer_order_number'])
+      .where((eb) =>
+        eb.or([
+          eb('message_id', '=', message.id),
+          sql<boolean>`history @> ${JSON.stringify([{ messageId: message.id }])}::jsonb`,
+        ]),
+      )
+      .orderBy('created_at')
+      .execute();
+    const documents = await listDocumentsOfMessage(db, tenant.id, message.id);
     return c.json({
       id: message.id,
       status: message.status,
       statusDetail: message.status_detail,
       workflowId: reports[0]?.workflow_id ?? null,
-      workflowIds: [...new Set(reports.map((r) => r.workflow_id))],
+      workflowIds: [...new Set([...reports, ...orders].map((r) => r.workflow_id))],
       transport: message.transport,
       format: message.format,
       messageType: message.message_type,
@@ -87,6 +101,23 @@ export function messageRoutes() {
         status: r.status,
         patientId: r.patient_id,
       })),
+      orders: orders.map((o) => ({
+        id: o.id,
+        orderKey: o.order_key,
+        placerOrderNumber: o.placer_order_number,
+        status: o.status,
+        workflowId: o.workflow_id,
+      })),
+      documents: documents.map((d) => ({
+        id: d.id,
+        reportId: d.report_id,
+        contentType: d.content_type,
+        filename: d.filename,
+        size: d.size,
+        extraction: d.extraction_status,
+      })),
+      /** A streamed upload's rows read, accepted and rejected so far. */
+      progress: message.progress,
     });
   });
   return app;

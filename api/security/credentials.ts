@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { appendAudit } from '../../db/audit.ts';
-import { insertCredential } from '../../db/credentials.ts';
+import { insertCredential, type CredentialAccess } from '../../db/credentials.ts';
 import type { Database } from '../../db/schema.ts';
 import type { Transaction } from 'kysely';
 import { deriveSigningSecret, generateApiKey, hashSecret, newSalt } from './keys.ts';
@@ -28,6 +28,7 @@ export async function issueCredential(
     environment: 'production' | 'sandbox';
     signed: boolean;
     actor: string;
+    access?: CredentialAccess;
   },
 ): Promise<IssuedCredential> {
   const id = randomUUID();
@@ -44,13 +45,14 @@ export async function issueCredential(
     signingSecrets: signingSecret
       ? [{ salt, hash: hashSecret(signingSecret), createdAt: new Date().toISOString() }]
       : [],
+    access: input.access,
   });
   await appendAudit(trx, {
     tenantId: input.tenantId,
     actor: input.actor,
     action: 'credential.created',
     subject: `credential/${id}`,
-    details: { name: input.name, scopes: input.scopes, signed: input.signed },
+    details: { name: input.name, scopes: input.scopes, signed: input.signed, ...input.access },
   });
   return { id, keyPrefix: key.prefix, apiKey: key.apiKey, signingSecret };
 }

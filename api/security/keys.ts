@@ -71,6 +71,21 @@ export function verifySignature(
   secrets: string[],
   nowSeconds: number,
 ): SignatureCheck {
+  const check = streamingSignatureCheck(header, secrets, nowSeconds);
+  if ('ok' in check) return check;
+  check.update(body);
+  return check.verify();
+}
+
+/**
+ * The signature check of a body read in chunks (a large upload spooled to disk): the header is
+ * checked at once, the HMACs are computed as the chunks pass, and `verify()` compares at the end.
+ */
+export function streamingSignatureCheck(
+  header: string | undefined,
+  secrets: string[],
+  nowSeconds: number,
+): { ok: false; reason: string } | { update(chunk: Uint8Array): void; verify(): SignatureCheck } {
   if (!header) return { ok: false, reason: 'the LabRelay-Signature header is missing' };
   let timestamp: number | null = null;
   const candidates: string[] = [];
@@ -99,19 +114,28 @@ export function verifySignature(
       reason: `the signature timestamp is more than ${SIGNATURE_TOLERANCE_SECONDS} s away from now`,
     };
   }
-  let matched = false;
-  for (const secret of secrets) {
-    const expected = Buffer.from(hmacHex(secret, timestamp, body), 'hex');
-    for (const candidate of candidates) {
-      // Compare every pair, so the time taken does not reveal which secret or candidate matched.
-      if (timingSafeEqual(expected, Buffer.from(candidate, 'hex'))) matched = true;
-    }
-  }
-  return matched
-    ? { ok: true }
-    : {
-        ok: false,
-        reason:
-          'the signature does not match the request body: sign "{t}.{exact body bytes}" with the whole signing secret (whsec_ prefix included)',
-      };
+  const t = timestamp;
+  const macs = secrets.map((secret) => createHmac('sha256', Buffer.from(secret, 'utf8')).update(`${t}.`));
+  return {
+    update(chunk) {
+      for (const mac of macs) mac.update(chunk);
+    },
+    verify() {
+      let matched = false;
+      for (const mac of macs) {
+        const expected = mac.digest();
+        for (const candidate of candidates) {
+          // Compare every pair, so the time taken does not reveal which secret or candidate matched.
+          if (timingSafeEqual(expected, Buffer.from(candidate, 'hex'))) matched = true;
+        }
+      }
+      return matched
+        ? { ok: true }
+        : {
+            ok: false,
+            reason:
+              'the signature does not match the request body: sign "{t}.{exact body bytes}" with the whole signing secret (whsec_ prefix included)',
+          };
+    },
+  };
 }

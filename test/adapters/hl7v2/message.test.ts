@@ -245,3 +245,115 @@ describe('escapeHl7', () => {
     expect(unescapeHl7(escaped, enc)).toBe(text);
   });
 });
+
+describe('parseHl7 robustness', () => {
+  test('reads segments whose endings are mixed in one message (CR, LF and CRLF)', () => {
+    const [msh, pid, orc, obr, obx, nte] = QUEST_SEGMENTS;
+    const msg = parseHl7(`${msh}\r${pid}\n${orc}\r\n${obr}\n${obx}\r${nte}\r\n`);
+
+    expect(msg.segments.map((s) => s.name)).toEqual(['MSH', 'PID', 'ORC', 'OBR', 'OBX', 'NTE']);
+    expect(msg.segments.map((s) => s.rawFields.at(-1)!.endsWith('\r'))).not.toContain(true);
+    expect(msg.segment('OBX')!.get(11)).toBe('F');
+  });
+
+  test.each([
+    ['200,000 trailing blank lines', `${QUEST_SEGMENTS.join('\r')}${'\n'.repeat(200_000)}`],
+    ['200,000 trailing CRLFs', `${QUEST_SEGMENTS.join('\r')}${'\r\n'.repeat(200_000)}`],
+  ])('reads a message with %s in linear time', (_what, text) => {
+    const started = performance.now();
+    const msg = parseHl7(text);
+
+    expect(msg.segments).toHaveLength(6);
+    // A backtracking trim took seconds here; the scan takes milliseconds.
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
+  test('refuses, promptly, 200,000 blank lines followed by text that is not a segment', () => {
+    const started = performance.now();
+    const error = parseError(`${QUEST_SEGMENTS[0]}${'\n'.repeat(200_000)}x`);
+
+    expect(error.location).toBe('segment 2');
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
+  /** The same lab result in the encoding characters of a given MSH-1 and MSH-2. */
+  function inEncoding(field: string, chars: string): string {
+    const [component, repetition, escape, subcomponent] = chars;
+    const map: Record<string, string> = {
+      '|': field,
+      '^': component!,
+      '~': repetition!,
+      '\\': escape!,
+      '&': subcomponent!,
+    };
+    const convert = (segment: string) => segment.replace(/[|^~\\&]/g, (ch) => map[ch]!);
+    return [
+      `MSH${field}${chars}${convert('|LAB|ACME^05D0642827^CLIA|LABRELAY|STMARYS|20261122083000||ORU^R01|MSG1|P|2.5.1')}`,
+      convert('PID|1||987654321^^^STMARYS^MR~WD123456A^^^QUEST&2.16.840.1.113883.3.1&ISO^PI||SMITH^JOHN'),
+      convert(
+        'OBX|1|FT|8251-1^Comment^LN||Pipe \\F\\ caret \\S\\ amp \\T\\ tilde \\R\\ esc \\E\\\\.br\\next~second',
+      ),
+    ].join('\r');
+  }
+
+  test.each([
+    ['the defaults', '|', '^~\\&'],
+    ['MSH#@!$% (field #, component @, repetition !, escape $, subcomponent %)', '#', '@!$%'],
+    ['MSH|$*@% (only the inner four changed)', '|', '$*@%'],
+    ['a v2.7 truncation character', '|', '^~\\&#'],
+  ])('reads the same values with %s', (_what, field, chars) => {
+    const msg = parseHl7(inEncoding(field, chars));
+    const pid = msg.segment('PID')!;
+    const obx = msg.segment('OBX')!;
+
+    expect(msg.encoding.field).toBe(field);
+    expect(msg.header.field(2).text).toBe(chars);
+    expect(msg.messageType).toBe('ORU^R01');
+    expect(msg.header.field(4).components()).toEqual(['ACME', '05D0642827', 'CLIA']);
+    expect(pid.repetitions(3).map((cx) => [cx.component(1), cx.component(4, 1), cx.component(4, 2)])).toEqual(
+      [
+        ['987654321', 'STMARYS', ''],
+        ['WD123456A', 'QUEST', '2.16.840.1.113883.3.1'],
+      ],
+    );
+    expect(obx.repetitions(5).map((r) => r.text)).toEqual([
+      `Pipe ${field} caret ${chars[0]} amp ${chars[3]} tilde ${chars[1]} esc ${chars[2]}\nnext`,
+      'second',
+    ]);
+  });
+
+  test.each([
+    ['a truncation character that repeats a separator', 'MSH|^~\\&^|LAB|ACME|||20261122||ORU^R01|1|P|2.7'],
+
+    ['a letter as the truncation character', 'MSH|^~\\&T|LAB|ACME|||20261122||ORU^R01|1|P|2.7'],
+  ])('refuses %s at MSH-2', (_what, text) => {
+    expect(parseError(text).location).toBe('MSH-2');
+  });
+});
+
+describe('unescapeHl7 beyond the separators', () => {
+  test.each([
+    ['a two-byte UTF-8 character', 'Temp 37\\XC2B0\\C', 'Temp 37\u00b0C'],
+    ['a three-byte UTF-8 character', 'Cost \\XE282AC\\5', 'Cost \u20ac5'],
+    ['a four-byte UTF-8 character', '\\XF09FA7AA\\ tube', '\u{1F9EA} tube'],
+    ['ASCII and UTF-8 bytes in one sequence', '\\X4DC3BC6C6C6572\\', 'M\u00fcller'],
+    ['bytes that are not UTF-8, read as ISO 8859-1', '\\XE9\\t\\XE9\\', '\u00e9t\u00e9'],
+    ['lower-case hex digits', '\\Xc3a9\\', '\u00e9'],
+    ['.sp as a line break', 'Para one.\\.sp\\Para two.', 'Para one.\nPara two.'],
+    ['.sp with a count as a line break', 'Para one.\\.sp 2\\Para two.', 'Para one.\nPara two.'],
+    ['indentation, dropped', '\\.in+4\\Indented', 'Indented'],
+    ['centring, dropped', '\\.ce\\TITLE', 'TITLE'],
+    ['an escape next to an unknown sequence', 'a\\Zq\\\\F\\b', 'a\\Zq\\|b'],
+    ['a sequence right at the end', 'end\\.br\\', 'end\n'],
+  ])('decodes %s', (_what, escaped, text) => {
+    expect(unescapeHl7(escaped)).toBe(text);
+  });
+
+  test('decodes a long value with many sequences in linear time', () => {
+    const value = 'x\\.br\\'.repeat(200_000);
+    const started = performance.now();
+
+    expect(unescapeHl7(value)).toBe('x\n'.repeat(200_000));
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});

@@ -1,12 +1,16 @@
+import { randomBytes } from 'node:crypto';
+import { PDFDocument } from 'pdf-lib';
 import { describe, expect, test } from 'vitest';
 import { HL7_ERROR } from '../../../adapters/hl7v2/ack.ts';
 import { parseHl7 } from '../../../adapters/hl7v2/message.ts';
 import {
+  encapsulatedContentType,
   Hl7ContentError,
   hl7DateOnly,
   hl7TimestampToIso,
   oruToResultMessage,
 } from '../../../adapters/hl7v2/oru.ts';
+import { pathologyReportWithPdf, tinyPdf } from '../../fixtures/hl7.ts';
 import type {
   LabReport,
   ObservationResult,
@@ -900,5 +904,416 @@ describe('hl7DateOnly', () => {
     ['', null],
   ])('reads %j as %j', (raw, date) => {
     expect(hl7DateOnly(raw)).toBe(date);
+  });
+});
+
+describe('a pathology report with comments, formatted text, a coded result, a PDF and a Z-segment', () => {
+  const pdf = tinyPdf();
+  const result = oruToResultMessage(parseHl7(pathologyReportWithPdf({ pdfBase64: pdf.toString('base64') })));
+  const report = result.reports[0]!;
+
+  test('files the NTEs after the OBR as comments on the report', () => {
+    expect(report.notes).toEqual([
+      'Report reviewed by the signing pathologist.',
+      'Specimen received in formalin.',
+    ]);
+  });
+
+  test('reads the FT diagnosis with its \\.br\\ line breaks, and the CWE result with its comment', () => {
+    expect(report.observations.map((o) => [o.code.code, o.valueType, o.textValue, o.notes])).toEqual([
+      [
+        '22637-3',
+        'text',
+        'SKIN, LEFT FOREARM, SHAVE BIOPSY:\n- Seborrheic keratosis.\n\nMargins: clear.',
+        undefined,
+      ],
+      ['59847-4', 'coded', 'Squamous papilloma', ['Coded by the tumour registrar.']],
+    ]);
+  });
+
+  test('keeps the PDF as a document of the report, not as a result', () => {
+    expect(report.documents).toEqual([
+      {
+        contentType: 'application/pdf',
+        dataBase64: pdf.toString('base64'),
+        title: 'Signed pathology report',
+      },
+    ]);
+    expect(report.observations.map((o) => o.code.code)).not.toContain('PDF');
+  });
+
+  test('carries a PDF that a PDF reader opens', async () => {
+    const bytes = Buffer.from(report.documents![0]!.dataBase64, 'base64');
+    const document = await PDFDocument.load(bytes);
+
+    expect(bytes.subarray(0, 5).toString('latin1')).toBe('%PDF-');
+    expect(document.getPageCount()).toBe(1);
+  });
+
+  test('keeps the Z-segment as sent and reads the placer authority from OBR-2.2', () => {
+    expect(result.extraSegments).toEqual(['ZPS|1|ACME_LAB|Anatomic Pathology^AP|Reviewed^Y']);
+    expect(report.placerAuthority).toBe('STMARYS');
+  });
+});
+
+describe('NTE comments', () => {
+  const K = 'OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L';
+  const NA = 'OBX|2|NM|2951-2^Sodium^LN||140|mmol/L';
+  test.each<{ what: string; segments: string[]; report: string[] | undefined; results: unknown[] }>([
+    {
+      what: 'after the OBR: on the report',
+      segments: [OBR(), 'NTE|1|L|Hemolyzed specimen.', K],
+      report: ['Hemolyzed specimen.'],
+      results: [undefined],
+    },
+    {
+      what: 'after an OBX: on that result only',
+      segments: [OBR(), K, 'NTE|1|L|Repeated, confirmed.', NA],
+      report: undefined,
+      results: [['Repeated, confirmed.'], undefined],
+    },
+    {
+      what: 'several after one OBX, in order',
+      segments: [OBR(), K, NA, 'NTE|1|L|First.', 'NTE|2|L|Second.'],
+      report: undefined,
+      results: [undefined, ['First.', 'Second.']],
+    },
+    {
+      what: 'after the PID: not filed under any report',
+      segments: ['NTE|1|P|Patient fasting 12 hours.', OBR(), K],
+      report: undefined,
+      results: [undefined],
+    },
+    {
+      what: 'after the ORC, before its OBR: not filed',
+      segments: ['ORC|RE|ORD-1001', 'NTE|1||Order control comment.', OBR(), K],
+      report: undefined,
+      results: [undefined],
+    },
+    {
+      what: 'with NTE-3 repetitions: one comment, one line per repetition',
+      segments: [OBR(), 'NTE|1|L|Line one.~Line two.', K],
+      report: ['Line one.\nLine two.'],
+      results: [undefined],
+    },
+    {
+      what: 'with \\.br\\ and an escaped separator',
+      segments: [OBR(), K, 'NTE|1|L|Fasting \\T\\ non-fasting ranges differ.\\.br\\See the lab manual.'],
+      report: undefined,
+      results: [['Fasting & non-fasting ranges differ.\nSee the lab manual.']],
+    },
+    {
+      what: 'with an unescaped component separator: kept as text',
+      segments: [OBR(), 'NTE|1|L|Ratio 1^4 (screen)', K],
+      report: ['Ratio 1^4 (screen)'],
+      results: [undefined],
+    },
+    {
+      what: 'blank spacer lines: skipped',
+      segments: [OBR(), 'NTE|1|L|Comment.', 'NTE|2|L|   ', 'NTE|3|L|', K],
+      report: ['Comment.'],
+      results: [undefined],
+    },
+    {
+      what: 'after a Z-segment that follows an OBX: still on that result',
+      segments: [OBR(), K, 'ZRS|1|internal', 'NTE|1|L|Verified.'],
+      report: undefined,
+      results: [['Verified.']],
+    },
+    {
+      what: 'after a segment an NTE cannot comment on (a specimen SPM): not filed under the result before it',
+      segments: [OBR(), K, 'SPM|1|S-1||SER^Serum^HL70487', 'NTE|1|L|Out of structure.'],
+      report: undefined,
+      results: [undefined],
+    },
+    {
+      what: 'after an ED (document) OBX: on the report',
+      segments: [OBR(), K, 'OBX|2|ED|PDF^Report^L||^AP^PDF^Base64^JVBERi0=', 'NTE|1|L|Signed copy attached.'],
+      report: ['Signed copy attached.'],
+      results: [undefined],
+    },
+  ])('$what', ({ segments, report, results }) => {
+    const read = oru(PID, ...segments).reports[0]!;
+
+    expect(read.notes).toEqual(report);
+    expect(read.observations.map((o) => o.notes)).toEqual(results);
+  });
+
+  test('goes to the OBR of its own group when there are several', () => {
+    const reports = oru(
+      PID,
+      OBR(),
+      'NTE|1|L|First order.',
+      K,
+      'OBR|2|ORD-1002|FIL-2002|58410-2^CBC^LN',
+      'NTE|1|L|Second order.',
+      'OBX|1|NM|718-7^Hemoglobin^LN||13.1|g/dL',
+      'NTE|1|L|Second order, first result.',
+    ).reports;
+
+    expect(reports.map((r) => r.notes)).toEqual([['First order.'], ['Second order.']]);
+    expect(reports.map((r) => r.observations.map((o) => o.notes))).toEqual([
+      [undefined],
+      [['Second order, first result.']],
+    ]);
+  });
+});
+
+describe('encapsulated data (OBX-2 ED)', () => {
+  const pdf = tinyPdf();
+  const b64 = pdf.toString('base64');
+  const text = 'Final report: see attached.';
+  test.each([
+    [
+      'Application^PDF, Base64 (Sunquest, Beaker)',
+      `LIS^Application^PDF^Base64^${b64}`,
+      'application/pdf',
+      pdf,
+    ],
+    ['AP^PDF, Base64 (table 0191 / 0291 codes)', `^AP^PDF^Base64^${b64}`, 'application/pdf', pdf],
+    ['a MIME type in ED-3', `^^application/pdf^Base64^${b64}`, 'application/pdf', pdf],
+    ['a MIME type in ED-2', `^application/pdf^^base64^${b64}`, 'application/pdf', pdf],
+    ['lower-case names', `^application^pdf^base64^${b64}`, 'application/pdf', pdf],
+    [
+      'base64 wrapped with \\.br\\ every 76 characters',
+      `^AP^PDF^Base64^${b64.match(/.{1,76}/g)!.join('\\.br\\')}`,
+      'application/pdf',
+      pdf,
+    ],
+    ['base64 without its padding', `^AP^PDF^Base64^${b64.replace(/=+$/, '')}`, 'application/pdf', pdf],
+    ['a JPEG image', '^IM^JPEG^Base64^/9j/4AAQ', 'image/jpeg', Buffer.from('/9j/4AAQ', 'base64')],
+    [
+      'a PNG image (MIME top-level type)',
+      '^Image^PNG^Base64^iVBORw0K',
+      'image/png',
+      Buffer.from('iVBORw0K', 'base64'),
+    ],
+    ['hex-encoded PDF bytes', `^AP^PDF^Hex^${pdf.toString('hex').toUpperCase()}`, 'application/pdf', pdf],
+    [
+      'plain text (encoding A), escapes decoded',
+      '^TEXT^^A^Line one\\.br\\Line two',
+      'text/plain',
+      Buffer.from('Line one\nLine two'),
+    ],
+    ['an HTML text document', `^TEXT^HTML^A^<p>${text}</p>`, 'text/html', Buffer.from(`<p>${text}</p>`)],
+    [
+      'an unknown subtype of application data',
+      '^AP^^Base64^AAEC',
+      'application/octet-stream',
+      Buffer.from([0, 1, 2]),
+    ],
+  ])('reads %s', (_what, value, contentType, bytes) => {
+    const report = oru(PID, OBR(), `OBX|1|ED|11526-1^Pathology study^LN||${value}||||||F`).reports[0]!;
+
+    expect(report.observations).toEqual([]);
+    expect(report.documents).toHaveLength(1);
+    expect(report.documents![0]!.contentType).toBe(contentType);
+    expect(Buffer.from(report.documents![0]!.dataBase64, 'base64')).toEqual(bytes);
+    expect(report.documents![0]!.dataBase64).toBe(Buffer.from(bytes).toString('base64'));
+    expect(report.documents![0]!.title).toBe('Pathology study');
+  });
+
+  test('keeps results and documents of one report apart, one document per OBX-5 repetition', () => {
+    const report = oru(
+      PID,
+      OBR(),
+      'OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L',
+      `OBX|2|ED|PDF^Report^L||^AP^PDF^Base64^${b64}~^IM^JPEG^Base64^/9j/4AAQ||||||F`,
+      'OBX|3|NM|2951-2^Sodium^LN||140|mmol/L',
+    ).reports[0]!;
+
+    expect(report.observations.map((o) => [o.sequence, o.code.code])).toEqual([
+      [1, '2823-3'],
+      [3, '2951-2'],
+    ]);
+    expect(report.documents!.map((d) => [d.contentType, d.title])).toEqual([
+      ['application/pdf', 'Report'],
+      ['image/jpeg', 'Report'],
+    ]);
+  });
+
+  test('takes the title from the OBX-3 text, else the code', () => {
+    const report = oru(PID, OBR(), `OBX|1|ED|RPT-PDF||^AP^PDF^Base64^${b64}`).reports[0]!;
+
+    expect(report.documents![0]!.title).toBe('RPT-PDF');
+  });
+
+  test('a report without documents or comments has neither field', () => {
+    const report = oru(PID, OBR(), 'OBX|1|NM|2823-3^Potassium^LN||4.1').reports[0]!;
+
+    expect(Object.keys(report)).not.toContain('documents');
+    expect(Object.keys(report)).not.toContain('notes');
+  });
+
+  test.each([
+    ['a character outside the base64 alphabet', '^AP^PDF^Base64^JVBER*i0=', HL7_ERROR.dataType],
+    ['a length no base64 can have', '^AP^PDF^Base64^JVBERi0xL', HL7_ERROR.dataType],
+    ['padding in the middle', '^AP^PDF^Base64^JV==BERi', HL7_ERROR.dataType],
+    ['only padding', '^AP^PDF^Base64^====', HL7_ERROR.dataType],
+    ['an odd number of hex digits', '^AP^PDF^Hex^255044462', HL7_ERROR.dataType],
+    ['a letter that is not a hex digit', '^AP^PDF^Hex^25504G46', HL7_ERROR.dataType],
+    ['an encoding not in table 0299', '^AP^PDF^UUENCODE^begin 644', HL7_ERROR.tableValueNotFound],
+    ['no encoding at all', '^AP^PDF^^JVBERi0=', HL7_ERROR.tableValueNotFound],
+  ])('answers AE at OBX-5 for %s', (_what, value, code) => {
+    const error = contentError([MSH(), PID, OBR(), `OBX|1|ED|PDF^Report^L||${value}`].join('\r'));
+
+    expect(error.reject).toBe(false);
+    expect(error.errors).toEqual([{ code, location: 'OBX-5', message: expect.stringContaining('result 1') }]);
+  });
+
+  test('maps a 12 MB PDF in linear time, without copying it more than it must', () => {
+    const big = randomBytes(9 * 1024 * 1024).toString('base64');
+    const started = performance.now();
+    const report = oruToResultMessage(parseHl7(pathologyReportWithPdf({ pdfBase64: big }))).reports[0]!;
+    const elapsed = performance.now() - started;
+
+    expect(report.documents![0]!.dataBase64).toBe(big);
+    // About 0.15 s on a laptop; a quadratic step would take minutes.
+    expect(elapsed).toBeLessThan(5_000);
+  });
+});
+
+describe('encapsulatedContentType', () => {
+  test.each([
+    ['Application', 'PDF', 'application/pdf'],
+    ['AP', 'PDF', 'application/pdf'],
+    ['', 'application/pdf', 'application/pdf'],
+    ['IM', 'TIFF', 'image/tiff'],
+    ['SD', 'TIFF', 'image/tiff'],
+    ['AU', 'BASIC', 'audio/basic'],
+    ['TEXT', 'XML', 'application/xml'],
+    ['TEXT', '', 'text/plain'],
+    ['AP', 'x-hl7-cda-level-one', 'application/x-hl7-cda-level-one'],
+    ['', '', 'application/octet-stream'],
+    ['XYZ', 'PDQ', 'application/octet-stream'],
+    ['AP', 'pdf; name="x.exe"', 'application/octet-stream'],
+    ['', 'text/html\r\nX-Injected: 1', 'application/octet-stream'],
+  ])('reads ED-2 %j and ED-3 %j as %s', (type, subtype, mime) => {
+    expect(encapsulatedContentType(type, subtype)).toBe(mime);
+  });
+});
+
+describe('OBX-2 value types', () => {
+  test.each([
+    ['DT (a date), as sent', 'DT', '20261122', 'text', '20261122'],
+    ['TS (a time stamp), as sent', 'TS', '20261122040000-0500', 'text', '20261122040000-0500'],
+    [
+      'CWE with only its original text (CWE-9)',
+      'CWE',
+      '^^^^^^^^Trace amount seen',
+      'coded',
+      'Trace amount seen',
+    ],
+    ['CE with a code and no text', 'CE', 'NEG^^HL70078', 'coded', 'NEG'],
+    [
+      'RP (a reference pointer), kept as text',
+      'RP',
+      'https://lab.example/r/1^ACME^AP^PDF',
+      'text',
+      'https://lab.example/r/1 ACME AP PDF',
+    ],
+    ['lower-case st', 'st', 'Clear', 'text', 'Clear'],
+  ])('reads %s', (_what, type, value, valueType, textValue) => {
+    const obs = firstResult(seg('OBX', { 1: '1', 2: type, 3: '5196-1^HBsAg^LN', 5: value, 11: 'F' }));
+
+    expect(obs.valueType).toBe(valueType);
+    expect(obs.textValue).toBe(textValue);
+  });
+
+  test('keeps a result with neither a value type nor a value (not yet resulted)', () => {
+    const obs = firstResult('OBX|1||2823-3^Potassium^LN||||||||I');
+
+    expect(obs).toMatchObject({ valueType: 'text', textValue: null, status: 'registered' });
+  });
+
+  test.each([
+    ['a value type outside table 0125', 'OBX|1|XYZ|2823-3^K^LN||4.1', HL7_ERROR.tableValueNotFound],
+    ['a value type spelled out', 'OBX|1|NUMERIC|2823-3^K^LN||4.1', HL7_ERROR.tableValueNotFound],
+    ['a value with no value type', 'OBX|1||2823-3^K^LN||4.1', HL7_ERROR.requiredFieldMissing],
+  ])('answers AE at OBX-2 for %s', (_what, obx, code) => {
+    const error = contentError([MSH(), PID, OBR(), obx].join('\r'));
+
+    expect(error.errors).toEqual([{ code, location: 'OBX-2', message: expect.stringContaining('OBX-2') }]);
+  });
+
+  test.each([
+    ['a line break inside a number', 'NM', '4\\.br\\1'],
+    ['300,000 digits and a letter', 'NM', `${'1'.repeat(300_000)}x`],
+    ['300,000 spaces and a line break', 'NM', `${' '.repeat(300_000)}\\.br\\x`],
+  ])('answers AE at OBX-5, promptly, for %s', (_what, type, value) => {
+    const started = performance.now();
+    const error = contentError([MSH(), PID, OBR(), `OBX|1|${type}|2823-3^K^LN||${value}|mmol/L`].join('\r'));
+
+    expect(error.errors.map((e) => [e.code, e.location])).toEqual([[HL7_ERROR.dataType, 'OBX-5']]);
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
+  test('keeps an over-long reference range as text without parsing it', () => {
+    const range = `${'1'.repeat(300_000)}x`;
+    const started = performance.now();
+    const obs = firstResult(`OBX|1|NM|2823-3^K^LN||4.1|mmol/L|${range}`);
+
+    expect(obs.referenceRange).toEqual({ low: null, high: null, text: range });
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+});
+
+describe('Z-segments', () => {
+  test('are kept as sent, in order, wherever they are', () => {
+    const result = oru(
+      PID,
+      'ZPD|1|VIP^Y|Confidential\\T\\restricted',
+      OBR(),
+      'OBX|1|NM|2823-3^Potassium^LN||4.1|mmol/L',
+      'ZRS|1|QC-LOT-4471||',
+    );
+
+    expect(result.extraSegments).toEqual(['ZPD|1|VIP^Y|Confidential\\T\\restricted', 'ZRS|1|QC-LOT-4471||']);
+    expect(result.reports[0]!.observations).toHaveLength(1);
+  });
+
+  test('are re-joined with the field separator of the message', () => {
+    const result = oruToResultMessage(
+      parseHl7(
+        [
+          'MSH#$*@%#LIS#ACME#LABRELAY#STMARYS#20261122083000##ORU$R01#MSG1#P#2.5.1',
+          'PID#1##MRN1$$$H$MR',
+          'OBR#1#ORD-1##24321-2$BMP$LN',
+          'ZXT#1#a$b*c#|not a separator here|',
+        ].join('\r'),
+      ),
+    );
+
+    expect(result.extraSegments).toEqual(['ZXT#1#a$b*c#|not a separator here|']);
+  });
+
+  test('leave no extraSegments field when there are none', () => {
+    expect(Object.keys(oru(PID, OBR()))).not.toContain('extraSegments');
+  });
+});
+
+describe('placer authority', () => {
+  test.each([
+    ['OBR-2.2', 'OBR|1|1200345^EPC|F-1|24321-2^BMP^LN', undefined, 'EPC'],
+    ['ORC-2.2 when OBR-2 has no namespace', 'OBR|1|1200345|F-1|24321-2^BMP^LN', 'ORC|RE|1200345^EPC', 'EPC'],
+    [
+      'ORC-2.2 when OBR-2 is empty',
+      'OBR|1||F-1|24321-2^BMP^LN',
+      'ORC|RE|1200345^HNAM_ORDERID',
+      'HNAM_ORDERID',
+    ],
+    ['OBR-2.2 over ORC-2.2', 'OBR|1|1200345^EPC|F-1|24321-2^BMP^LN', 'ORC|RE|1200345^OTHER', 'EPC'],
+    [
+      'the universal id (EI-3) when there is no namespace',
+      'OBR|1|1200345^^1.2.840.114350^ISO||24321-2^BMP^LN',
+      undefined,
+      '1.2.840.114350',
+    ],
+    ['none', 'OBR|1|1200345|F-1|24321-2^BMP^LN', 'ORC|RE|1200345', null],
+  ])('comes from %s', (_what, obr, orc, authority) => {
+    const report = oru(PID, ...(orc ? [orc] : []), obr).reports[0]!;
+
+    expect(report.placerAuthority).toBe(authority);
+    expect(report.placerOrderNumber).toBe('1200345');
   });
 });

@@ -1,0 +1,194 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { basicMetabolicPanel } from '../fixtures/hl7.ts';
+import {
+  admin,
+  ADMIN_TOKEN,
+  eventually,
+  postHl7,
+  startTestLabRelay,
+  testEnv,
+  type TenantCredential,
+  type TestLabRelay,
+} from '../support/labrelay.ts';
+
+async function credentialWith(
+  lr: TestLabRelay,
+  slug: string,
+  extra: Record<string, unknown>,
+): Promise<TenantCredential> {
+  const created = await admin<{ id: string; apiKey: string; signingSecret: string | null }>(
+    lr.baseUrl,
+    'POST',
+    `/v1/admin/tenants/${slug}/credentials`,
+    { name: 'limited', scopes: ['results:write', 'results:read'], ...extra },
+  );
+  return {
+    slug,
+    tenantId: '',
+    credentialId: created.id,
+    apiKey: created.apiKey,
+    signingSecret: created.signingSecret,
+  };
+}
+
+describe('access control on tenant routes', () => {
+  let lr: TestLabRelay;
+  beforeAll(async () => {
+    lr = await startTestLabRelay('pglite');
+    await admin(lr.baseUrl, 'POST', '/v1/admin/tenants', { slug: 'gate', name: 'Gate Lab' });
+  });
+  afterAll(() => lr?.stop());
+
+  test('a credential over its rate limit is answered 429 with Retry-After, and others are not held up', async () => {
+    const slow = await credentialWith(lr, 'gate', { rateLimitPerMinute: 3 });
+    const other = await credentialWith(lr, 'gate', {});
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 5; i++) {
+      const response = await fetch(`${lr.baseUrl}/v1/t/gate/messages`, {
+        headers: { authorization: `Bearer ${slow.apiKey}` },
+      });
+      statuses.push(response.status);
+      if (response.status === 429) {
+        retryAfter = response.headers.get('retry-after');
+        const body = (await response.json()) as { error: { code: string } };
+        expect(body.error.code).toBe('rate_limited');
+      } else await response.arrayBuffer();
+    }
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    // 3 a minute: the next token comes in 20 s.
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+    expect(Number(retryAfter)).toBeLessThanOrEqual(20);
+    const unaffected = await fetch(`${lr.baseUrl}/v1/t/gate/messages`, {
+      headers: { authorization: `Bearer ${other.apiKey}` },
+    });
+    expect(unaffected.status).toBe(200);
+  });
+
+  test('a credential with an IP allowlist works from an allowed address only', async () => {
+    const local = await credentialWith(lr, 'gate', { allowIps: ['127.0.0.0/8', '::1'] });
+    const remote = await credentialWith(lr, 'gate', { allowIps: ['10.20.0.0/16'] });
+    const fromHere = await postHl7(lr.baseUrl, local, basicMetabolicPanel({ controlId: 'IP-1' }));
+    expect(fromHere.status).toBe(200);
+    const refused = await postHl7(lr.baseUrl, remote, basicMetabolicPanel({ controlId: 'IP-2' }));
+    expect(refused.status).toBe(403);
+    expect(await refused.text()).toMatch(/MSA\|AR\|IP-2[\s\S]*may not be used from 127\.0\.0\.1/);
+    const bad = await fetch(`${lr.baseUrl}/v1/admin/tenants/gate/credentials`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'x', scopes: ['results:write'], allowIps: ['10.0.0.0/33'] }),
+    });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(await bad.json())).toContain('allowIps.0');
+  });
+});
+
+describe('MLLP over TLS', () => {
+  let lr: TestLabRelay;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'labrelay-tls-'));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1,DNS:localhost',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const env = await testEnv('pglite', {
+      MLLP_TLS_CERT: path.join(dir, 'cert.pem'),
+      MLLP_TLS_KEY: path.join(dir, 'key.pem'),
+      MLLP_FRAME_TIMEOUT_MS: '1500',
+      MLLP_MAX_CONNECTIONS: '3',
+    });
+    lr = await startTestLabRelay('pglite', { env });
+    await admin(lr.baseUrl, 'POST', '/v1/admin/tenants', { slug: 'tlslab', name: 'TLS Lab' });
+    await admin(lr.baseUrl, 'POST', '/v1/admin/tenants/tlslab/connections', {
+      name: 'LIS over TLS',
+      direction: 'inbound',
+      format: 'hl7v2',
+      environment: 'production',
+      mllp: { sendingFacility: 'TLS_LAB' },
+    });
+  });
+  afterAll(async () => {
+    await lr?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a sender that trusts our certificate sends a 10 MB message and gets its ACK; plain TCP gets nothing', async () => {
+    const ca = execFileSync('cat', [path.join(dir, 'cert.pem')]);
+    const socket = tlsConnect({ host: '127.0.0.1', port: lr.mllpPort, ca, servername: 'localhost' });
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    expect(socket.authorized).toBe(true);
+    let received = '';
+    socket.on('data', (d: Buffer) => (received += d.toString('utf8')));
+    // A report with a 10 MB text result (a long narrative): framing and limits must carry it.
+    const big =
+      basicMetabolicPanel({ controlId: 'TLS-BIG', sendingFacility: 'TLS_LAB' }) +
+      `\rOBX|9|TX|11526-1^Pathology study^LN||${'A'.repeat(10 * 1024 * 1024)}||||||F`;
+    socket.write(`\x0b${big}\x1c\r`);
+    await eventually(async () => (received.includes('\x1c\r') ? true : undefined), 60_000, 'the TLS ACK');
+    expect(received).toMatch(/MSA\|AA\|TLS-BIG/);
+    socket.end();
+
+    // Plain TCP to the TLS port: the handshake never happens, no ACK is sent.
+    const plain = connect({ host: '127.0.0.1', port: lr.mllpPort });
+    await new Promise<void>((resolve) => plain.once('connect', () => resolve()));
+    let plainReceived = '';
+    plain.on('data', (d: Buffer) => (plainReceived += d.toString('latin1')));
+    plain.write(`\x0b${basicMetabolicPanel({ controlId: 'PLAIN-1', sendingFacility: 'TLS_LAB' })}\x1c\r`);
+    await new Promise<void>((resolve) => {
+      plain.once('close', () => resolve());
+      setTimeout(() => {
+        plain.destroy();
+        resolve();
+      }, 3000).unref();
+    });
+    expect(plainReceived).not.toContain('MSA|');
+  }, 120_000);
+
+  test('a sender that begins a frame and stalls is cut off; the connection limit holds', async () => {
+    const ca = execFileSync('cat', [path.join(dir, 'cert.pem')]);
+    const open = async () => {
+      const s = tlsConnect({ host: '127.0.0.1', port: lr.mllpPort, ca, servername: 'localhost' });
+      await new Promise<void>((resolve, reject) => s.once('secureConnect', resolve).once('error', reject));
+      return s;
+    };
+    const stalled = await open();
+    const closedAt = new Promise<number>((resolve) => stalled.once('close', () => resolve(Date.now())));
+    const began = Date.now();
+    stalled.write('\x0bMSH|^~\\&|LIS|TLS_LAB|');
+    expect((await closedAt) - began).toBeLessThan(10_000);
+
+    const held = [await open(), await open(), await open()];
+    const fourth = tlsConnect({ host: '127.0.0.1', port: lr.mllpPort, ca, servername: 'localhost' });
+    const outcome = await new Promise<string>((resolve) => {
+      fourth.once('secureConnect', () => resolve('connected'));
+      fourth.once('error', () => resolve('refused'));
+      fourth.once('close', () => resolve('refused'));
+    });
+    expect(outcome).toBe('refused');
+    held.forEach((s) => s.destroy());
+  }, 60_000);
+});
