@@ -17,11 +17,15 @@ import { createTestDatabase, startTestPostgres } from '../test/support/postgres.
 import { basicMetabolicPanel } from '../test/fixtures/hl7.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 64);
 const ADMIN = 'bench-admin-token-0123456789';
 
-const postgres = await startTestPostgres();
-const temporal = await startTemporalDevServer({ settings: readTemporalDevSettings(), dbFile: null });
+const postgres = await startTestPostgres({ durable: true });
+// BENCH_TEMPORAL=off measures intake alone: Temporal unreachable, every start left to the relay.
+const withTemporal = process.env.BENCH_TEMPORAL !== 'off';
+const temporal = withTemporal
+  ? await startTemporalDevServer({ settings: readTemporalDevSettings(), dbFile: null })
+  : { address: '127.0.0.1:1', namespace: 'default', stop: async () => {} };
 const dataDir = mkdtempSync(path.join(tmpdir(), 'labrelay-bench-'));
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? (await createTestDatabase(postgres.adminUrl));
 const labrelay = await startLabRelay({

@@ -23,31 +23,42 @@ const GENESIS = '0'.repeat(64);
  * locked until it commits, so concurrent appends never fork it.
  */
 export async function appendAudit(trx: Transaction<Database>, entry: AuditEntry): Promise<void> {
-  await sql`select pg_advisory_xact_lock(hashtextextended(${entry.tenantId}, 42))`.execute(trx);
+  await appendAuditEvents(trx, [entry]);
+}
+
+/**
+ * Appends events of one tenant to its chain in order, under one lock and one statement (a group
+ * commit records many messages at once). Every event's hash covers the one before it.
+ */
+export async function appendAuditEvents(trx: Transaction<Database>, entries: AuditEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  const tenantId = entries[0]!.tenantId;
+  if (entries.some((e) => e.tenantId !== tenantId)) throw new Error('audit events of one tenant at a time');
+  await sql`select pg_advisory_xact_lock(hashtextextended(${tenantId}, 42))`.execute(trx);
   const last = await trx
     .selectFrom('audit_events')
     .select(['sequence', 'hash'])
-    .where('tenant_id', '=', entry.tenantId)
+    .where('tenant_id', '=', tenantId)
     .orderBy('sequence', 'desc')
     .limit(1)
     .executeTakeFirst();
-  const sequence = last ? Number(last.sequence) + 1 : 1;
-  const prevHash = last?.hash ?? GENESIS;
-  const at = entry.at ?? new Date();
-  const details = entry.details ?? {};
-  const hash = auditHash(prevHash, {
-    tenantId: entry.tenantId,
-    sequence,
-    at: at.toISOString(),
-    actor: entry.actor,
-    action: entry.action,
-    subject: entry.subject,
-    details,
-  });
-  await trx
-    .insertInto('audit_events')
-    .values({
-      tenant_id: entry.tenantId,
+  let sequence = last ? Number(last.sequence) : 0;
+  let prevHash = last?.hash ?? GENESIS;
+  const rows = entries.map((entry) => {
+    sequence += 1;
+    const at = entry.at ?? new Date();
+    const details = entry.details ?? {};
+    const hash = auditHash(prevHash, {
+      tenantId,
+      sequence,
+      at: at.toISOString(),
+      actor: entry.actor,
+      action: entry.action,
+      subject: entry.subject,
+      details,
+    });
+    const row = {
+      tenant_id: tenantId,
       sequence,
       at,
       actor: entry.actor,
@@ -56,8 +67,16 @@ export async function appendAudit(trx: Transaction<Database>, entry: AuditEntry)
       details: JSON.stringify(details),
       prev_hash: prevHash,
       hash,
-    })
-    .execute();
+    };
+    prevHash = hash;
+    return row;
+  });
+  for (let start = 0; start < rows.length; start += 1000) {
+    await trx
+      .insertInto('audit_events')
+      .values(rows.slice(start, start + 1000))
+      .execute();
+  }
 }
 
 function auditHash(prevHash: string, event: Record<string, unknown>): string {

@@ -10,15 +10,21 @@ export interface InboxRow {
   attempts: number;
 }
 
-/** Records, in the intake transaction, that a report's workflow must be started or signalled. */
-export async function insertInboxRow(
+/** Records, in the intake transaction, that reports' workflows must be started or signalled. */
+export async function insertInboxRows(
   db: Db,
-  row: { reportId: string; tenantId: string; workflowId: string },
+  rows: { reportId: string; tenantId: string; workflowId: string }[],
 ): Promise<void> {
-  await db
-    .insertInto('inbox')
-    .values({ report_id: row.reportId, tenant_id: row.tenantId, workflow_id: row.workflowId })
-    .execute();
+  for (let start = 0; start < rows.length; start += 5000) {
+    await db
+      .insertInto('inbox')
+      .values(
+        rows
+          .slice(start, start + 5000)
+          .map((row) => ({ report_id: row.reportId, tenant_id: row.tenantId, workflow_id: row.workflowId })),
+      )
+      .execute();
+  }
 }
 
 /**

@@ -120,3 +120,28 @@ export async function insertRejectedMessage(
 function withoutNul(text: string): string {
   return text.replaceAll('\u0000', '\uFFFD');
 }
+
+/**
+ * The messages already stored under any of these natural keys or Idempotency-Keys (one query for a
+ * whole group commit).
+ */
+export async function findDuplicateMessages(
+  db: Db,
+  tenantId: string,
+  keys: { sender: string | null; controlId: string | null; idempotencyKey: string | null }[],
+): Promise<Message[]> {
+  const natural = keys.filter((k) => k.sender !== null && k.controlId);
+  const idempotency = keys.map((k) => k.idempotencyKey).filter((k): k is string => Boolean(k));
+  if (natural.length === 0 && idempotency.length === 0) return [];
+  return tenantScope(db, tenantId)
+    .selectFrom('messages')
+    .selectAll()
+    .where((eb) =>
+      eb.or([
+        ...(idempotency.length > 0 ? [eb('idempotency_key', 'in', idempotency)] : []),
+        ...natural.map((k) => eb.and([eb('sender', '=', k.sender!), eb('control_id', '=', k.controlId!)])),
+      ]),
+    )
+    .orderBy('received_at')
+    .execute();
+}

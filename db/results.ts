@@ -20,76 +20,90 @@ export const REPORT_STAGE = {
 } as const;
 export type ReportStage = (typeof REPORT_STAGE)[keyof typeof REPORT_STAGE];
 
+export interface NewReport {
+  tenantId: string;
+  messageId: string;
+  patient: PatientDemographics;
+  orderKey: string;
+  workflowId: string;
+  report: LabReport;
+  /** Segments of the message LabRelay does not read (HL7 Z-segments), kept with each report. */
+  extraSegments?: string[];
+}
+
 /** Stores one canonical report and its observations (inside the intake transaction). */
-export async function insertReport(
-  db: Db,
-  input: {
-    tenantId: string;
-    messageId: string;
-    patient: PatientDemographics;
-    orderKey: string;
-    workflowId: string;
-    report: LabReport;
-    /** Segments of the message LabRelay does not read (HL7 Z-segments), kept with each report. */
-    extraSegments?: string[];
-  },
-): Promise<string> {
-  const id = randomUUID();
-  const r = input.report;
-  await db
-    .insertInto('reports')
-    .values({
-      id,
-      tenant_id: input.tenantId,
-      message_id: input.messageId,
-      patient_id: null,
-      patient: JSON.stringify(input.patient),
-      order_key: input.orderKey,
-      placer_order_number: r.placerOrderNumber,
-      filler_order_number: r.fillerOrderNumber,
-      code: JSON.stringify(r.code),
-      status: r.status,
-      ordering_provider: r.orderingProvider ? JSON.stringify(r.orderingProvider) : null,
-      effective_at: r.effectiveAt,
-      issued_at: r.issuedAt,
-      workflow_id: input.workflowId,
-      stage: REPORT_STAGE.received,
-      notes: r.notes?.length ? JSON.stringify(r.notes) : null,
-      extra_segments: input.extraSegments?.length ? JSON.stringify(input.extraSegments) : null,
-      client_id: r.clientId ?? null,
-      location_id: r.locationId ?? null,
-    })
-    .execute();
-  // In chunks: one statement may carry at most 65,535 parameters (18 per observation).
-  for (let start = 0; start < r.observations.length; start += 1000) {
+export async function insertReport(db: Db, input: NewReport): Promise<string> {
+  return (await insertReports(db, [input]))[0]!;
+}
+
+/**
+ * Stores canonical reports and their observations in as few statements as the parameter limit
+ * allows (a group commit writes many messages' reports at once). Returns the reports' ids in order.
+ */
+export async function insertReports(db: Db, inputs: NewReport[]): Promise<string[]> {
+  const ids = inputs.map(() => randomUUID());
+  // One statement may carry at most 65,535 parameters: 22 per report, 19 per observation.
+  for (let start = 0; start < inputs.length; start += 1000) {
     await db
-      .insertInto('observations')
+      .insertInto('reports')
       .values(
-        r.observations.slice(start, start + 1000).map((o) => ({
-          id: randomUUID(),
-          tenant_id: input.tenantId,
-          report_id: id,
-          sequence: o.sequence,
-          code: JSON.stringify(o.code),
-          value_type: o.valueType,
-          value_numeric: o.numericValue,
-          value_comparator: o.comparator,
-          value_text: o.textValue,
-          unit: o.unit,
-          reference_range: o.referenceRange ? JSON.stringify(o.referenceRange) : null,
-          source_flags: JSON.stringify(o.sourceFlags),
-          status: o.status,
-          effective_at: o.effectiveAt ?? r.effectiveAt,
-          interpretation: null,
-          critical: null,
-          flag_reasons: null,
-          flagged_at: null,
-          notes: o.notes?.length ? JSON.stringify(o.notes) : null,
-        })),
+        inputs.slice(start, start + 1000).map((input, i) => {
+          const r = input.report;
+          return {
+            id: ids[start + i]!,
+            tenant_id: input.tenantId,
+            message_id: input.messageId,
+            patient_id: null,
+            patient: JSON.stringify(input.patient),
+            order_key: input.orderKey,
+            placer_order_number: r.placerOrderNumber,
+            filler_order_number: r.fillerOrderNumber,
+            code: JSON.stringify(r.code),
+            status: r.status,
+            ordering_provider: r.orderingProvider ? JSON.stringify(r.orderingProvider) : null,
+            effective_at: r.effectiveAt,
+            issued_at: r.issuedAt,
+            workflow_id: input.workflowId,
+            stage: REPORT_STAGE.received,
+            notes: r.notes?.length ? JSON.stringify(r.notes) : null,
+            extra_segments: input.extraSegments?.length ? JSON.stringify(input.extraSegments) : null,
+            client_id: r.clientId ?? null,
+            location_id: r.locationId ?? null,
+          };
+        }),
       )
       .execute();
   }
-  return id;
+  const observations = inputs.flatMap((input, i) =>
+    input.report.observations.map((o) => ({
+      id: randomUUID(),
+      tenant_id: input.tenantId,
+      report_id: ids[i]!,
+      sequence: o.sequence,
+      code: JSON.stringify(o.code),
+      value_type: o.valueType,
+      value_numeric: o.numericValue,
+      value_comparator: o.comparator,
+      value_text: o.textValue,
+      unit: o.unit,
+      reference_range: o.referenceRange ? JSON.stringify(o.referenceRange) : null,
+      source_flags: JSON.stringify(o.sourceFlags),
+      status: o.status,
+      effective_at: o.effectiveAt ?? input.report.effectiveAt,
+      interpretation: null,
+      critical: null,
+      flag_reasons: null,
+      flagged_at: null,
+      notes: o.notes?.length ? JSON.stringify(o.notes) : null,
+    })),
+  );
+  for (let start = 0; start < observations.length; start += 1000) {
+    await db
+      .insertInto('observations')
+      .values(observations.slice(start, start + 1000))
+      .execute();
+  }
+  return ids;
 }
 
 export async function findReport(db: Db, tenantId: string, reportId: string): Promise<Report | undefined> {

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { appendAudit } from '../../db/audit.ts';
+import { appendAuditEvents } from '../../db/audit.ts';
 import { EXTRACTION_STATUS, insertDocument, type ExtractionStatus } from '../../db/documents.ts';
-import { insertInboxRow, insertOrderInboxRow, type InboxRow, type OrderInboxRow } from '../../db/inbox.ts';
-import { findDuplicateMessage, insertMessage, MESSAGE_STATUS } from '../../db/messages.ts';
+import { insertInboxRows, insertOrderInboxRow, type InboxRow, type OrderInboxRow } from '../../db/inbox.ts';
+import { findDuplicateMessage, findDuplicateMessages, MESSAGE_STATUS } from '../../db/messages.ts';
 import { recordPlacedOrder } from '../../db/orders.ts';
-import { insertReport } from '../../db/results.ts';
-import type { Message, MessageProgress, Tenant } from '../../db/schema.ts';
+import { insertReports } from '../../db/results.ts';
+import type { Database, Message, Tenant } from '../../db/schema.ts';
+import type { Transaction } from 'kysely';
 import type { Db } from '../../db/tenant-scope.ts';
 import type { OrderMessage, PatientDemographics, ResultMessage } from '../../domain/model.ts';
 import { upsertPatient } from '../../db/patients.ts';
@@ -80,66 +81,19 @@ export async function storeInbound(
   envelope: InboundEnvelope,
   content: InboundContent,
   answerFor: (messageId: string) => InboundAnswer,
-  options: { progress?: MessageProgress | null; status?: string } = {},
 ): Promise<StoreOutcome> {
-  const { db } = services;
-  const tenantId = envelope.tenant.id;
   const keys = {
     sender: envelope.sender,
     controlId: envelope.controlId,
     idempotencyKey: envelope.idempotencyKey,
   };
-
   let written: Written;
   try {
-    written = await db.transaction().execute(async (trx): Promise<Written> => {
-      const duplicate = await findDuplicateMessage(trx, tenantId, keys);
-      if (duplicate) return { duplicate };
-      const id = randomUUID();
-      const answer = answerFor(id);
-      await insertMessage(trx, {
-        id,
-        tenant_id: tenantId,
-        credential_id: envelope.credentialId,
-        connection_id: envelope.connectionId,
-        transport: envelope.transport,
-        format: envelope.format,
-        message_type: envelope.messageType,
-        control_id: envelope.controlId,
-        sender: envelope.sender,
-        idempotency_key: envelope.idempotencyKey,
-        content_hash: envelope.contentHash,
-        raw: envelope.raw,
-        status: options.status ?? MESSAGE_STATUS.received,
-        status_detail: null,
-        response: answer.response,
-        response_status: answer.status,
-        progress: options.progress ? JSON.stringify(options.progress) : null,
-      });
-      const stored = await storeContent(trx, envelope, id, content);
-      await appendAudit(trx, {
-        tenantId,
-        actor: envelope.credentialId
-          ? `credential/${envelope.credentialId}`
-          : `connection/${envelope.connectionId}`,
-        action: 'message.received',
-        subject: `message/${id}`,
-        details: {
-          transport: envelope.transport,
-          format: envelope.format,
-          type: envelope.messageType,
-          controlId: envelope.controlId,
-          reports: stored.rows.length,
-          orders: stored.orderRows.length,
-          documents: content.documents?.length ?? 0,
-        },
-      });
-      return { id, answer, ...stored };
-    });
+    written = await groupCommit(services, { envelope, content, answerFor });
   } catch (error) {
     // Two copies of one message raced: the loser answers what the winner stored.
     if (!isUniqueViolation(error)) throw error;
-    const duplicate = await findDuplicateMessage(db, tenantId, keys);
+    const duplicate = await findDuplicateMessage(services.db, envelope.tenant.id, keys);
     if (!duplicate) throw error;
     written = { duplicate };
   }
@@ -152,6 +106,181 @@ export async function storeInbound(
     reports: written.rows.length,
     orders: written.orderRows.length,
   };
+}
+
+interface PendingWrite {
+  envelope: InboundEnvelope;
+  content: InboundContent;
+  answerFor: (messageId: string) => InboundAnswer;
+  resolve(written: Written): void;
+  reject(error: unknown): void;
+}
+
+/** Most messages one intake transaction carries. */
+const MAX_GROUP = 64;
+/**
+ * Transactions of one tenant in flight at once. Measured (bench/intake.ts): two in flight make
+ * smaller groups that contend for the audit chain's lock, and lower throughput; one is best.
+ */
+const GROUPS_IN_FLIGHT = 1;
+const queues = new WeakMap<Services, Map<string, { waiting: PendingWrite[]; running: number }>>();
+
+/**
+ * Group commit: messages of one tenant that arrive while its previous transactions are committing
+ * are written together in the next one, so a burst pays one commit (one fsync, one audit-chain
+ * lock) per group rather than per message. Each sender is still answered only after the commit
+ * that holds its message. When a group's transaction fails (one message the database refuses),
+ * its messages are written again one by one, so only that message fails and nothing is half-stored.
+ */
+function groupCommit(services: Services, write: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<Written> {
+  let byTenant = queues.get(services);
+  if (!byTenant) queues.set(services, (byTenant = new Map()));
+  const tenantId = write.envelope.tenant.id;
+  let state = byTenant.get(tenantId);
+  if (!state) byTenant.set(tenantId, (state = { waiting: [], running: 0 }));
+  const tenantState = state;
+  const tenants = byTenant;
+  return new Promise<Written>((resolve, reject) => {
+    tenantState.waiting.push({ ...write, resolve, reject });
+    if (tenantState.running >= GROUPS_IN_FLIGHT) return;
+    tenantState.running += 1;
+    void (async () => {
+      while (tenantState.waiting.length > 0) {
+        await commitGroup(services, tenantState.waiting.splice(0, MAX_GROUP));
+      }
+      tenantState.running -= 1;
+      if (tenantState.running === 0 && tenantState.waiting.length === 0) tenants.delete(tenantId);
+    })();
+  });
+}
+
+async function commitGroup(services: Services, group: PendingWrite[]): Promise<void> {
+  try {
+    const written = await services.db.transaction().execute((trx) => writeGroup(trx, group));
+    group.forEach((item, i) => item.resolve(written[i]!));
+  } catch (error) {
+    if (group.length === 1) {
+      group[0]!.reject(error);
+      return;
+    }
+    for (const item of group) {
+      try {
+        item.resolve((await services.db.transaction().execute((trx) => writeGroup(trx, [item])))[0]!);
+      } catch (single) {
+        item.reject(single);
+      }
+    }
+  }
+}
+
+/**
+ * The messages of a group and everything they carry, inside the group's transaction: one query
+ * for the retries among them, one statement each for messages, reports, observations, inbox rows
+ * and audit events.
+ */
+async function writeGroup(trx: Transaction<Database>, group: PendingWrite[]): Promise<Written[]> {
+  const tenant = group[0]!.envelope.tenant;
+  const keysOf = (e: InboundEnvelope) => ({
+    sender: e.sender,
+    controlId: e.controlId,
+    idempotencyKey: e.idempotencyKey,
+  });
+  const natural = (k: ReturnType<typeof keysOf>) =>
+    k.sender !== null && k.controlId ? `${k.sender}\u0000${k.controlId}` : null;
+  // Two copies of one message in the same group: the second must see the first, so one by one.
+  const seen = new Set<string>();
+  for (const item of group) {
+    const k = keysOf(item.envelope);
+    for (const key of [natural(k), k.idempotencyKey ? `idem\u0000${k.idempotencyKey}` : null]) {
+      if (key === null) continue;
+      if (seen.has(key)) {
+        const out: Written[] = [];
+        for (const one of group) out.push((await writeGroup(trx, [one]))[0]!);
+        return out;
+      }
+      seen.add(key);
+    }
+  }
+  const stored = await findDuplicateMessages(
+    trx,
+    tenant.id,
+    group.map((g) => keysOf(g.envelope)),
+  );
+  const duplicateOf = (e: InboundEnvelope) =>
+    stored.find(
+      (m) =>
+        (e.idempotencyKey !== null && m.idempotency_key === e.idempotencyKey) ||
+        (e.sender !== null && e.controlId !== null && m.sender === e.sender && m.control_id === e.controlId),
+    );
+  const fresh = group
+    .map((item) => ({ item, duplicate: duplicateOf(item.envelope) }))
+    .filter((x) => !x.duplicate)
+    .map(({ item }) => {
+      const id = randomUUID();
+      return { item, id, answer: item.answerFor(id) };
+    });
+  if (fresh.length > 0) {
+    await trx
+      .insertInto('messages')
+      .values(
+        fresh.map(({ item: { envelope }, id, answer }) => ({
+          id,
+          tenant_id: tenant.id,
+          credential_id: envelope.credentialId,
+          connection_id: envelope.connectionId,
+          transport: envelope.transport,
+          format: envelope.format,
+          message_type: envelope.messageType,
+          control_id: envelope.controlId,
+          sender: envelope.sender,
+          idempotency_key: envelope.idempotencyKey,
+          content_hash: envelope.contentHash,
+          raw: envelope.raw,
+          status: MESSAGE_STATUS.received,
+          status_detail: null,
+          response: answer.response,
+          response_status: answer.status,
+          progress: null,
+        })),
+      )
+      .execute();
+  }
+  const contents = await storeContents(
+    trx,
+    tenant,
+    fresh.map(({ item, id }) => ({
+      messageId: id,
+      orderNamespace: item.envelope.orderNamespace,
+      content: item.content,
+    })),
+  );
+  await appendAuditEvents(
+    trx,
+    fresh.map(({ item: { envelope, content }, id }, i) => ({
+      tenantId: tenant.id,
+      actor: envelope.credentialId
+        ? `credential/${envelope.credentialId}`
+        : `connection/${envelope.connectionId}`,
+      action: 'message.received',
+      subject: `message/${id}`,
+      details: {
+        transport: envelope.transport,
+        format: envelope.format,
+        type: envelope.messageType,
+        controlId: envelope.controlId,
+        reports: contents[i]!.rows.length,
+        orders: contents[i]!.orderRows.length,
+        documents: content.documents?.length ?? 0,
+      },
+    })),
+  );
+  let next = 0;
+  return group.map((item) => {
+    const duplicate = duplicateOf(item.envelope);
+    if (duplicate) return { duplicate };
+    const { id, answer } = fresh[next]!;
+    return { id, answer, ...contents[next++]! };
+  });
 }
 
 type Written = { duplicate: Message } | ({ id: string; answer: InboundAnswer } & StoredContent);
@@ -178,102 +307,131 @@ export async function storeContent(
   messageId: string,
   content: InboundContent,
 ): Promise<StoredContent> {
-  const tenantId = envelope.tenant.id;
-  const rows: InboxRow[] = [];
-  const reportIds: string[] = [];
-  for (const result of content.results) {
-    for (const report of result.reports) {
-      const orderKey = orderKeyOf(report.placerAuthority || envelope.orderNamespace, report);
-      const workflowId = orderWorkflowId(tenantId, orderKey);
-      const reportId = await insertReport(trx, {
+  return (
+    await storeContents(trx, envelope.tenant, [
+      { messageId, orderNamespace: envelope.orderNamespace, content },
+    ])
+  )[0]!;
+}
+
+/**
+ * Writes the content of several stored messages of one tenant, their reports and observations in
+ * as few statements as possible (a group commit), everything else message by message.
+ */
+export async function storeContents(
+  trx: Db,
+  tenant: Tenant,
+  messages: { messageId: string; orderNamespace: string; content: InboundContent }[],
+): Promise<StoredContent[]> {
+  const tenantId = tenant.id;
+  const planned = messages.flatMap((m, messageIndex) =>
+    m.content.results.flatMap((result) =>
+      result.reports.map((report) => {
+        const orderKey = orderKeyOf(report.placerAuthority || m.orderNamespace, report);
+        return {
+          messageIndex,
+          input: {
+            tenantId,
+            messageId: m.messageId,
+            patient: result.patient,
+            orderKey,
+            workflowId: orderWorkflowId(tenantId, orderKey),
+            report,
+            extraSegments: result.extraSegments,
+          },
+        };
+      }),
+    ),
+  );
+  const reportIds = await insertReports(
+    trx,
+    planned.map((p) => p.input),
+  );
+  await insertInboxRows(
+    trx,
+    planned.map((p, i) => ({ reportId: reportIds[i]!, tenantId, workflowId: p.input.workflowId })),
+  );
+  const stored: StoredContent[] = messages.map(() => ({ rows: [], orderRows: [] }));
+  const idsByMessage: string[][] = messages.map(() => []);
+  for (const [i, p] of planned.entries()) {
+    const reportId = reportIds[i]!;
+    idsByMessage[p.messageIndex]!.push(reportId);
+    stored[p.messageIndex]!.rows.push({
+      report_id: reportId,
+      tenant_id: tenantId,
+      workflow_id: p.input.workflowId,
+      order_key: p.input.orderKey,
+      message_id: p.input.messageId,
+      attempts: 0,
+    });
+    for (const document of p.input.report.documents ?? []) {
+      await insertDocument(trx, {
+        tenantId,
+        messageId: p.input.messageId,
+        reportId,
+        contentType: document.contentType,
+        title: document.title,
+        data: Buffer.from(document.dataBase64, 'base64'),
+        extractionStatus: EXTRACTION_STATUS.notExtracted,
+      });
+    }
+  }
+  for (const [index, { messageId, orderNamespace, content }] of messages.entries()) {
+    for (const document of content.documents ?? []) {
+      await insertDocument(trx, {
         tenantId,
         messageId,
-        patient: result.patient,
-        orderKey,
-        workflowId,
-        report,
-        extraSegments: result.extraSegments,
+        reportId: document.reportIndex === null ? null : (idsByMessage[index]![document.reportIndex] ?? null),
+        contentType: document.contentType,
+        filename: document.filename,
+        title: document.title,
+        data: document.data,
+        extractionStatus: document.extractionStatus,
+        extractedText: document.extractedText,
+        extraction: document.extraction,
       });
-      reportIds.push(reportId);
-      for (const document of report.documents ?? []) {
-        await insertDocument(trx, {
+    }
+    for (const [n, patient] of (content.patients ?? []).entries()) {
+      const upserted = await upsertPatient(trx, tenantId, patient);
+      // Refused inside the transaction: nothing of the message is kept.
+      if ('ambiguous' in upserted)
+        throw new AppError(
+          'conflict',
+          `patient ${n + 1}: its identifiers belong to ${upserted.ambiguous.length} different patients`,
+        );
+      if ('unknownId' in upserted)
+        throw new AppError('unprocessable', `patient ${n + 1}: there is no patient ${upserted.unknownId}`);
+    }
+    const turnaround = tenant.settings.turnaroundMinutes;
+    for (const placed of content.orders) {
+      for (const order of placed.orders) {
+        const orderKey = orderKeyOf(order.placerAuthority || orderNamespace, order);
+        const workflowId = orderWorkflowId(tenantId, orderKey);
+        const minutes = turnaroundMinutesFor(turnaround, order.code.code);
+        const orderedAt = order.orderedAt ? new Date(order.orderedAt) : new Date();
+        const recorded = await recordPlacedOrder(trx, {
           tenantId,
+          orderKey,
+          workflowId,
           messageId,
-          reportId,
-          contentType: document.contentType,
-          title: document.title,
-          data: Buffer.from(document.dataBase64, 'base64'),
-          extractionStatus: EXTRACTION_STATUS.notExtracted,
+          order,
+          patient: placed.patient,
+          dueAt: new Date(orderedAt.getTime() + minutes * 60_000),
+        });
+        await insertOrderInboxRow(trx, { orderId: recorded.id, tenantId, workflowId, orderKey, messageId });
+        stored[index]!.orderRows.push({
+          order_id: recorded.id,
+          tenant_id: tenantId,
+          workflow_id: workflowId,
+          order_key: orderKey,
+          message_id: messageId,
+          attempts: 0,
+          cancelled: recorded.cancelled,
         });
       }
-      await insertInboxRow(trx, { reportId, tenantId, workflowId });
-      rows.push({
-        report_id: reportId,
-        tenant_id: tenantId,
-        workflow_id: workflowId,
-        order_key: orderKey,
-        message_id: messageId,
-        attempts: 0,
-      });
     }
   }
-  for (const document of content.documents ?? []) {
-    await insertDocument(trx, {
-      tenantId,
-      messageId,
-      reportId: document.reportIndex === null ? null : (reportIds[document.reportIndex] ?? null),
-      contentType: document.contentType,
-      filename: document.filename,
-      title: document.title,
-      data: document.data,
-      extractionStatus: document.extractionStatus,
-      extractedText: document.extractedText,
-      extraction: document.extraction,
-    });
-  }
-
-  for (const [index, patient] of (content.patients ?? []).entries()) {
-    const upserted = await upsertPatient(trx, tenantId, patient);
-    // Refused inside the transaction: nothing of the message is kept.
-    if ('ambiguous' in upserted)
-      throw new AppError(
-        'conflict',
-        `patient ${index + 1}: its identifiers belong to ${upserted.ambiguous.length} different patients`,
-      );
-    if ('unknownId' in upserted)
-      throw new AppError('unprocessable', `patient ${index + 1}: there is no patient ${upserted.unknownId}`);
-  }
-
-  const orderRows: OrderInboxRow[] = [];
-  const turnaround = envelope.tenant.settings.turnaroundMinutes;
-  for (const placed of content.orders) {
-    for (const order of placed.orders) {
-      const orderKey = orderKeyOf(order.placerAuthority || envelope.orderNamespace, order);
-      const workflowId = orderWorkflowId(tenantId, orderKey);
-      const minutes = turnaroundMinutesFor(turnaround, order.code.code);
-      const orderedAt = order.orderedAt ? new Date(order.orderedAt) : new Date();
-      const recorded = await recordPlacedOrder(trx, {
-        tenantId,
-        orderKey,
-        workflowId,
-        messageId,
-        order,
-        patient: placed.patient,
-        dueAt: new Date(orderedAt.getTime() + minutes * 60_000),
-      });
-      await insertOrderInboxRow(trx, { orderId: recorded.id, tenantId, workflowId, orderKey, messageId });
-      orderRows.push({
-        order_id: recorded.id,
-        tenant_id: tenantId,
-        workflow_id: workflowId,
-        order_key: orderKey,
-        message_id: messageId,
-        attempts: 0,
-        cancelled: recorded.cancelled,
-      });
-    }
-  }
-  return { rows, orderRows };
+  return stored;
 }
 
 export function isUniqueViolation(error: unknown): boolean {

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { basicMetabolicPanel } from '../fixtures/hl7.ts';
 import {
   createTenantWithCredential,
   eventually,
@@ -402,5 +403,35 @@ describe('inbound formats', () => {
     expect(orders.one.history.map((h: any) => h.status)).toEqual(
       expect.arrayContaining(['ordered', 'final', 'closed']),
     );
+  });
+
+  test('a burst committed together: each message answered after its commit, a copy answered the same, one bad message refused alone', async () => {
+    const messages = Array.from({ length: 24 }, (_, i) =>
+      basicMetabolicPanel({ controlId: `BURST-${i}`, placer: `BURST-ORD-${i}`, mrn: `BURST-${i}` }),
+    );
+    // A text value with an escaped NUL: the parser lets it through, the database refuses it.
+    const poisoned =
+      basicMetabolicPanel({ controlId: 'BURST-BAD', placer: 'BURST-ORD-BAD' }) +
+      '\rOBX|9|ST|X^Note^L||a\\X00\\b||||||F';
+    const responses = await Promise.all(
+      [...messages, messages[3]!, poisoned].map((m) => postHl7(lr.baseUrl, cred, m)),
+    );
+    const texts = await Promise.all(responses.map((r) => r.text()));
+    for (let i = 0; i < 24; i++) {
+      expect(responses[i]!.status).toBe(200);
+      expect(texts[i]).toMatch(new RegExp(`MSA\\|AA\\|BURST-${i}\\|`));
+    }
+    // The copy gets the very answer the original got.
+    expect(responses[24]!.headers.get('labrelay-message-id')).toBe(
+      responses[3]!.headers.get('labrelay-message-id'),
+    );
+    expect(texts[24]).toBe(texts[3]);
+    expect(responses[25]!.status).toBe(422);
+    expect(texts[25]).toMatch(/MSA\|AE\|BURST-BAD/);
+    const { body } = await getJson(lr.baseUrl, cred, '/v1/t/formats/messages?limit=500');
+    const ids = body.messages
+      .filter((m: any) => String(m.controlId).startsWith('BURST-'))
+      .map((m: any) => m.controlId);
+    expect(ids.sort()).toEqual(messages.map((_, i) => `BURST-${i}`).sort());
   });
 });

@@ -16,7 +16,9 @@ export interface TestPostgres {
  * The real Postgres the tests run against: TEST_DATABASE_URL when set (CI sets it to Debian's
  * cluster), else a throw-away server started from Debian's `postgresql` binaries in a temp folder.
  */
-export async function startTestPostgres(): Promise<TestPostgres> {
+export async function startTestPostgres(options: { durable?: boolean } = {}): Promise<TestPostgres> {
+  // Tests trade durability for speed; a benchmark of durable ACKs must not.
+  const durability = options.durable ? 'on' : 'off';
   if (process.env.TEST_DATABASE_URL) return { adminUrl: process.env.TEST_DATABASE_URL, stop: async () => {} };
   const versions = existsSync('/usr/lib/postgresql')
     ? readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a))
@@ -60,11 +62,11 @@ export async function startTestPostgres(): Promise<TestPostgres> {
       '-c',
       'listen_addresses=127.0.0.1',
       '-c',
-      'fsync=off',
+      `fsync=${durability}`,
       '-c',
-      'synchronous_commit=off',
+      `synchronous_commit=${durability}`,
       '-c',
-      'full_page_writes=off',
+      `full_page_writes=${durability}`,
       '-c',
       'max_connections=300',
     ]),
