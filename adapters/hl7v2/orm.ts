@@ -21,6 +21,7 @@ import {
   readPractitioner,
   readTimestamp,
   type AcceptedMessageTypes,
+  accessScopeOf,
 } from './oru.ts';
 
 /** What an inbound HL7 v2 message carries, which decides the mapping that reads it. */
@@ -142,7 +143,10 @@ export function ormToOrderMessage(msg: Hl7Message): OrderMessage {
       message: 'the message has no ORC segment',
     });
   }
-  const orders = groups.map((group, i) => readOrder(group, i + 1, errors));
+  const orders = groups.map((group, i) => ({
+    ...readOrder(group, i + 1, errors),
+    ...accessScopeOf(group.orc, msg.segment('PV1')),
+  }));
   if (errors.length > 0) throw new Hl7ContentError(errors);
   return { patient, orders };
 }

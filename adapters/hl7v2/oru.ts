@@ -220,7 +220,10 @@ export function oruToResultMessage(msg: Hl7Message): ResultMessage {
       message: 'the message has no OBR segment',
     });
   }
-  const reports = groups.map((group, i) => readReport(group, i + 1, errors));
+  const reports = groups.map((group, i) => ({
+    ...readReport(group, i + 1, errors),
+    ...accessScopeOf(group.orc, msg.segment('PV1')),
+  }));
   if (errors.length > 0) throw new Hl7ContentError(errors);
   return extraSegments.length > 0 ? { patient, reports, extraSegments } : { patient, reports };
 }
@@ -390,6 +393,21 @@ function readReport(group: OrderGroup, groupNumber: number, errors: AckError[]):
   if (notes.length > 0) report.notes = notes;
   if (documents.length > 0) report.documents = documents;
   return report;
+}
+
+/**
+ * Seed 003's access scope of an order: the client is the ordering facility (ORC-21, XON: its
+ * organisation identifier XON-10, else its name), the location the patient's point of care
+ * (PV1-3.1). Only what the sender gave is set.
+ */
+export function accessScopeOf(
+  orc: Hl7Segment | undefined,
+  pv1: Hl7Segment | undefined,
+): { clientId?: string; locationId?: string } {
+  const facility = orc?.field(21);
+  const clientId = (facility?.component(10).trim() || facility?.component(1).trim()) ?? '';
+  const locationId = pv1?.get(3, 1).trim() ?? '';
+  return { ...(clientId ? { clientId } : {}), ...(locationId ? { locationId } : {}) };
 }
 
 /**

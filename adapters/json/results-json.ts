@@ -96,6 +96,10 @@ const OrderSchema = strictObject({
     .describe('The ordering system’s order number (links results to the order)'),
   placerSystem: text(200).optional().describe('Namespace of placerOrderNumber'),
   fillerOrderNumber: text(199).optional().describe('The lab’s own order / accession number'),
+  clientId: text(200)
+    .optional()
+    .describe('The client (ordering organisation) the order belongs to; keys scoped to clients must give it'),
+  locationId: text(200).optional().describe('The ordering location; keys scoped to locations must give it'),
   orderingProvider: strictObject({
     id: text(100).optional().describe('Provider id, e.g. NPI'),
     familyName: text(200).optional().describe('Family name'),
@@ -277,6 +281,8 @@ export function simpleResultsToResultMessage(body: SimpleResults): ResultMessage
         placerOrderNumber: order?.placerOrderNumber ?? null,
         placerAuthority: order?.placerSystem ?? null,
         fillerOrderNumber: order?.fillerOrderNumber ?? null,
+        ...(order?.clientId ? { clientId: order.clientId } : {}),
+        ...(order?.locationId ? { locationId: order.locationId } : {}),
         code: coding(report.code),
         status: reportStatus,
         orderingProvider,

@@ -11,6 +11,7 @@ import {
   ADMIN_TOKEN,
   eventually,
   postHl7,
+  signature,
   startTestLabRelay,
   testEnv,
   type TenantCredential,
@@ -86,6 +87,86 @@ describe('access control on tenant routes', () => {
     });
     expect(bad.status).toBe(400);
     expect(JSON.stringify(await bad.json())).toContain('allowIps.0');
+  });
+});
+
+describe('client and location scope (seed 003)', () => {
+  let lr: TestLabRelay;
+  beforeAll(async () => {
+    lr = await startTestLabRelay('pglite');
+    await admin(lr.baseUrl, 'POST', '/v1/admin/tenants', { slug: 'scoped', name: 'Scoped Lab' });
+  });
+  afterAll(() => lr?.stop());
+
+  const result = (clientId: string | undefined, order: string) =>
+    JSON.stringify({
+      patient: {
+        identifiers: [{ system: 'urn:scoped', value: `P-${order}` }],
+        familyName: 'Scope',
+        birthDate: '1980-01-01',
+      },
+      order: { placerOrderNumber: order, ...(clientId ? { clientId } : {}) },
+      report: { code: { system: 'http://loinc.org', code: '2951-2' } },
+      results: [{ code: { system: 'http://loinc.org', code: '2951-2' }, value: 140, unit: 'mmol/L' }],
+    });
+  const send = (cred: TenantCredential, body: string) =>
+    fetch(`${lr.baseUrl}/v1/t/scoped/results`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${cred.apiKey}`,
+        'content-type': 'application/json',
+        'labrelay-signature': signature(cred.signingSecret!, body),
+      },
+      body,
+    });
+
+  test('a key scoped to a client writes and reads only that client’s results', async () => {
+    const north = await credentialWith(lr, 'scoped', {
+      clientIds: ['NORTH'],
+      scopes: ['results:write', 'results:read'],
+    });
+    const lab = await credentialWith(lr, 'scoped', { scopes: ['results:write', 'results:read'] });
+    const refused = await send(north, result('SOUTH', 'S-1'));
+    expect(refused.status).toBe(403);
+    expect(((await refused.json()) as any).error.message).toMatch(
+      /client SOUTH is outside this key's client scope/,
+    );
+    const unnamed = await send(north, result(undefined, 'S-2'));
+    expect(unnamed.status).toBe(403);
+    const accepted = await send(north, result('NORTH', 'N-1'));
+    expect(accepted.status).toBe(202);
+    const other = await send(lab, result('SOUTH', 'S-3'));
+    expect(other.status).toBe(202);
+    for (const r of [accepted, other]) {
+      const id = r.headers.get('labrelay-message-id')!;
+      await eventually(
+        async () => {
+          const s = await fetch(`${lr.baseUrl}/v1/t/scoped/messages/${id}`, {
+            headers: { authorization: `Bearer ${lab.apiKey}` },
+          });
+          return ((await s.json()) as any).status === 'delivered' ? true : undefined;
+        },
+        30_000,
+        'delivered',
+      );
+    }
+    const seen = async (cred: TenantCredential) => {
+      const r = await fetch(`${lr.baseUrl}/v1/t/scoped/fhir/DiagnosticReport?code=2951-2`, {
+        headers: { authorization: `Bearer ${cred.apiKey}` },
+      });
+      const bundle = (await r.json()) as any;
+      return (bundle.entry ?? [])
+        .filter((e: any) => e.resource.resourceType === 'DiagnosticReport')
+        .flatMap(
+          (e: any) =>
+            e.resource.basedOn?.map((b: any) => b.identifier?.value) ??
+            e.resource.identifier?.map((i: any) => i.value) ??
+            [],
+        );
+    };
+    expect(JSON.stringify(await seen(north))).toContain('N-1');
+    expect(JSON.stringify(await seen(north))).not.toContain('S-3');
+    expect(JSON.stringify(await seen(lab))).toContain('S-3');
   });
 });
 

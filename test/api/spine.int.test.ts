@@ -463,6 +463,31 @@ describe('tenant isolation and the audit trail', () => {
       basicMetabolicPanel({ controlId: 'ISO-2' }),
     );
     expect(post.status).toBe(403);
+    for (const [route, type, body] of [
+      ['/fhir', 'application/fhir+json', '{"resourceType":"Patient"}'],
+      ['/results', 'application/json', '{}'],
+      ['/csv', 'text/csv', 'patient_id,test_code,value\r\n1,2,3\r\n'],
+      ['/documents', 'multipart/form-data; boundary=x', '--x--\r\n'],
+    ]) {
+      const response = await fetch(`${lr.baseUrl}/v1/t/tenant-a${route!}`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${b.apiKey}`,
+          'content-type': type!,
+          'labrelay-signature': signature(b.signingSecret!, body!),
+        },
+        body,
+      });
+      await response.arrayBuffer();
+      expect({ route, status: response.status }).toEqual({ route, status: 403 });
+    }
+    for (const route of ['/orders', `/orders/${ids.messageId}`, `/documents/${ids.messageId}`]) {
+      const response = await fetch(`${lr.baseUrl}/v1/t/tenant-a${route}`, {
+        headers: { authorization: `Bearer ${b.apiKey}` },
+      });
+      await response.arrayBuffer();
+      expect({ route, status: response.status }).toEqual({ route, status: 403 });
+    }
   });
 
   test("a tenant asking for another tenant's records under its own slug finds nothing", async () => {
@@ -551,6 +576,11 @@ describe('API reference', () => {
       '/v1/t/{slug}/hl7',
       '/v1/t/{slug}/messages/{id}',
       '/v1/t/{slug}/fhir/DiagnosticReport',
+      '/v1/t/{slug}/fhir',
+      '/v1/t/{slug}/results',
+      '/v1/t/{slug}/csv',
+      '/v1/t/{slug}/documents',
+      '/v1/t/{slug}/orders',
     ]) {
       expect(Object.keys(spec.paths)).toContain(path);
     }
