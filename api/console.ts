@@ -15,6 +15,8 @@ export interface ConsoleServices {
   db: Kysely<Database>;
   sessionKey: Buffer;
   checkAdminToken(candidate: string): boolean;
+  /** Where senders reach this LabRelay: the public HTTP URL and the MLLP listener. */
+  endpoints(): { publicUrl: string; mllpPort: number | null; mllpTls: boolean };
 }
 
 export const CONSOLE_BUILD_DIR = path.join(import.meta.dirname, '..', 'console', 'build');
@@ -30,6 +32,7 @@ export async function loadConsole(input: {
   db: Kysely<Database>;
   masterKey: Buffer;
   adminToken: string;
+  endpoints: ConsoleServices['endpoints'];
 }): Promise<MiddlewareHandler<AppEnv>> {
   const handlerFile = path.join(CONSOLE_BUILD_DIR, 'handler.js');
   if (!existsSync(handlerFile))
@@ -42,6 +45,7 @@ export async function loadConsole(input: {
       .update(createHmac('sha256', input.masterKey).update(input.adminToken).digest())
       .digest(),
     checkAdminToken: (candidate) => isAdminToken(candidate, input.adminToken),
+    endpoints: input.endpoints,
   };
   (globalThis as Record<symbol, unknown>)[Symbol.for('labrelay.console.services')] = services;
   // adapter-node reads its settings from prefixed variables; we tell it which header carries the protocol.

@@ -180,6 +180,7 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
             db: database.db,
             masterKey: config.masterKey,
             adminToken: config.adminToken,
+            endpoints: () => ({ publicUrl: config.publicUrl, mllpPort, mllpTls: Boolean(config.mllpTls) }),
           });
         } catch (error) {
           if (options.console === true) throw error;

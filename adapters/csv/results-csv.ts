@@ -97,6 +97,11 @@ export interface CsvReadOptions {
   maxRows?: number;
   /** Bytes (UTF-8) a field may hold; a longer one refuses its row (default 16 KiB). */
   maxFieldBytes?: number;
+  /**
+   * A last check of each mapped row's report (the sender's access scope): a reason refuses the
+   * row with that reason, null lets it in.
+   */
+  refuse?: (report: Omit<LabReport, 'status' | 'observations'>) => string | null;
 }
 
 /** The header row cannot be used: nothing of the upload is read. */
@@ -331,8 +336,9 @@ export async function* readCsvResults(
       }
       rowsRead++;
       const mapped = mapRow(fields, header.columns, row, maxFieldBytes);
-      if (typeof mapped === 'string') batch.reject(row, mapped);
-      else batch.add(mapped);
+      const refused = typeof mapped === 'string' ? mapped : (options.refuse?.(mapped.report) ?? null);
+      if (refused !== null) batch.reject(row, refused);
+      else batch.add(mapped as MappedRow);
       if (batch.rows >= batchRows) yield take();
     }
   } finally {

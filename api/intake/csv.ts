@@ -25,7 +25,9 @@ import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { idempotencyKeyOf } from '../routes/hl7.ts';
 import { repeatOrRefuse, setMessageHeaders } from './receive.ts';
-import { isUniqueViolation, startWorkflows, storeContent } from './store.ts';
+import { accessViolations, isUniqueViolation, startWorkflows, storeContent } from './store.ts';
+
+const EMPTY_PATIENT = { identifiers: [], familyName: null, givenNames: [], birthDate: null, sex: null };
 
 /** Rejected rows listed in the answer and on the message; beyond it only the count. */
 const MAX_LISTED_REJECTIONS = 1000;
@@ -114,7 +116,16 @@ export async function receiveCsv(c: Context<AppEnv>): Promise<Response> {
     }
     const resumeAfterRow = progress.rowsRead;
     const warnings = new Set<string>();
-    const batches = readCsvResults(createReadStream(file), { batchRows: BATCH_ROWS });
+    const access = { clientIds: credential.client_ids, locationIds: credential.location_ids };
+    const batches = readCsvResults(createReadStream(file), {
+      batchRows: BATCH_ROWS,
+      // A row outside the key's client or location scope is refused with its row number.
+      refuse: (report) =>
+        accessViolations(access, {
+          results: [{ patient: EMPTY_PATIENT, reports: [{ ...report, status: 'final', observations: [] }] }],
+          orders: [],
+        })[0] ?? null,
+    });
 
     const note = (batch: CsvBatch) => {
       progress.rowsRead = batch.rowsRead;

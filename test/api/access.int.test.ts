@@ -167,6 +167,25 @@ describe('client and location scope (seed 003)', () => {
     expect(JSON.stringify(await seen(north))).toContain('N-1');
     expect(JSON.stringify(await seen(north))).not.toContain('S-3');
     expect(JSON.stringify(await seen(lab))).toContain('S-3');
+
+    // A CSV upload: the row outside the scope is refused by its row number, the others kept.
+    const csv =
+      'patient_id,patient_id_system,family_name,birth_date,order_number,client_id,test_code,test_system,value,unit\r\n' +
+      'C-1,urn:scoped,Scope,1980-01-01,N-2,NORTH,2951-2,LN,140,mmol/L\r\n' +
+      'C-2,urn:scoped,Scope,1980-01-01,S-4,SOUTH,2951-2,LN,141,mmol/L\r\n';
+    const upload = await fetch(`${lr.baseUrl}/v1/t/scoped/csv`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${north.apiKey}`,
+        'content-type': 'text/csv',
+        'labrelay-signature': signature(north.signingSecret!, csv),
+      },
+      body: csv,
+    });
+    expect(upload.status).toBe(202);
+    const answer = (await upload.json()) as any;
+    expect(answer.accepted).toBe(1);
+    expect(answer.rejected).toEqual([{ row: 3, message: expect.stringMatching(/client SOUTH is outside/) }]);
   });
 });
 

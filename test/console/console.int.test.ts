@@ -64,6 +64,21 @@ describe('console in a real browser', () => {
     expect(await messageRow.textContent()).toMatch(/consolelab.*http.*ORU\^R01.*CONSOLE-1.*delivered/s);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'overview.png'), fullPage: true });
 
+    // The tenant's own endpoints, credentials and sample requests, one click from the overview.
+    await page.getByRole('link', { name: 'consolelab' }).click();
+    await page.getByRole('heading', { name: /Endpoints of/ }).waitFor();
+    const http = page.getByRole('region', { name: 'HTTP endpoints' });
+    expect(await http.textContent()).toContain(`/v1/t/consolelab/hl7`);
+    expect(await http.textContent()).toContain(`/v1/t/consolelab/csv`);
+    const credentials = page.getByRole('region', { name: 'Credentials' });
+    expect(await credentials.textContent()).toMatch(/test.*lr_live_.*results:write.*active/s);
+    expect(await credentials.textContent()).not.toContain(cred.apiKey);
+    expect(await page.getByLabel('HL7 sample request').textContent()).toContain(
+      'LabRelay-Signature: t=$T,v1=$SIG',
+    );
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'tenant-endpoints.png'), fullPage: true });
+    await page.goBack();
+
     const cookies = await page.context().cookies();
     const session = cookies.find((c) => c.name === 'labrelay_session');
     expect(session).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
