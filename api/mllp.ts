@@ -3,9 +3,10 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { ipAllowed, normaliseIp } from './security/ip-allow.ts';
 import { ackTargetFromRaw, ackTargetOf, buildAck, HL7_ERROR } from '../adapters/hl7v2/ack.ts';
-import { Hl7ParseError, parseHl7 } from '../adapters/hl7v2/message.ts';
+import { Hl7ParseError, parseHl7, type Hl7Message } from '../adapters/hl7v2/message.ts';
 import { findMllpConnections } from '../db/connections.ts';
 import { insertRejectedMessage } from '../db/messages.ts';
+import type { Connection, Tenant } from '../db/schema.ts';
 import { findTenantById } from '../db/tenants.ts';
 import { ConfigError, type MllpTlsFiles } from './config.ts';
 import type { Services } from './env.ts';
@@ -114,6 +115,7 @@ function handleConnection(
   let chunks: Buffer[] = [];
   let buffered = 0;
   let queue: Promise<void> = Promise.resolve();
+  const routes: RouteCache = new Map();
   let failed = false;
   socket.setTimeout(idleTimeoutMs, () => {
     log.info('closing idle MLLP connection');
@@ -166,7 +168,7 @@ function handleConnection(
       const payload = buffer.toString('utf8', start + 1, end);
       buffer = buffer.subarray(end + 2);
       queue = queue
-        .then(() => (failed || socket.destroyed ? undefined : handleFrame(services, socket, payload)))
+        .then(() => (failed || socket.destroyed ? undefined : handleFrame(services, socket, payload, routes)))
         .catch((error: unknown) => {
           // Frames queued behind a failed one are dropped unacknowledged, so the sender resends them
           // in order after this one instead of seeing them overtake it.
@@ -206,7 +208,20 @@ function frame(text: string): Buffer {
   ]);
 }
 
-async function handleFrame(services: Services, socket: Socket, raw: string): Promise<void> {
+/**
+ * How long a connection's routing (MSH-4/MSH-6 → inbound connection and tenant) is reused without
+ * asking the database again: a sender streams many messages with the same header, and a disabled
+ * or changed connection takes effect on its next message after this.
+ */
+const ROUTE_TTL_MS = 5_000;
+type RouteCache = Map<string, { connection: Connection; tenant: Tenant; until: number }>;
+
+async function handleFrame(
+  services: Services,
+  socket: Socket,
+  raw: string,
+  routes: RouteCache,
+): Promise<void> {
   const remote = normaliseIp(socket.remoteAddress ?? '');
   const refuse = async (message: string) => {
     await insertRejectedMessage(services.db, {
@@ -226,8 +241,10 @@ async function handleFrame(services: Services, socket: Socket, raw: string): Pro
     );
   };
   let header;
+  let parsed: Hl7Message;
   try {
-    header = ackTargetOf(parseHl7(raw));
+    parsed = parseHl7(raw);
+    header = ackTargetOf(parsed);
   } catch (error) {
     if (!(error instanceof Hl7ParseError)) throw error;
     await insertRejectedMessage(services.db, {
@@ -247,6 +264,23 @@ async function handleFrame(services: Services, socket: Socket, raw: string): Pro
         ]),
       ),
     );
+    return;
+  }
+  const routeKey = `${header.sendingFacility}\u0000${header.receivingFacility}`;
+  const cached = routes.get(routeKey);
+  if (cached && cached.until > Date.now()) {
+    const result = await receiveHl7(services, {
+      tenant: cached.tenant,
+      transport: 'mllp',
+      raw,
+      parsed,
+      scopes: null,
+      credentialId: null,
+      connectionId: cached.connection.id,
+      idempotencyKey: null,
+      remoteAddress: remote,
+    });
+    for (const ack of result.acks) socket.write(frame(ack));
     return;
   }
   const facility = firstComponent(header.sendingFacility);
@@ -269,10 +303,12 @@ async function handleFrame(services: Services, socket: Socket, raw: string): Pro
   const connection = allowed[0]!;
   const tenant = await findTenantById(services.db, connection.tenant_id);
   if (!tenant) return refuse(`the connection's tenant no longer exists`);
+  routes.set(routeKey, { connection, tenant, until: Date.now() + ROUTE_TTL_MS });
   const result = await receiveHl7(services, {
     tenant,
     transport: 'mllp',
     raw,
+    parsed,
     scopes: null,
     credentialId: null,
     connectionId: connection.id,

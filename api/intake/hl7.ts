@@ -27,6 +27,8 @@ export interface Hl7Submission {
   tenant: Tenant;
   transport: 'http' | 'mllp';
   raw: string;
+  /** The message already parsed from `raw` (the MLLP listener parses it to route it). */
+  parsed?: Hl7Message;
   /** Client and location scope of the submitting credential (seed 003); null when unscoped or MLLP. */
   access?: { clientIds: string[] | null; locationIds: string[] | null } | null;
   /** Scopes of the submitting credential; null for an MLLP connection (its configuration is the grant). */
@@ -101,7 +103,7 @@ export async function receiveHl7(services: Services, input: Hl7Submission): Prom
 
   let message: Hl7Message;
   try {
-    message = parseHl7(input.raw);
+    message = input.parsed ?? parseHl7(input.raw);
   } catch (error) {
     if (!(error instanceof Hl7ParseError)) throw error;
     return reject(
