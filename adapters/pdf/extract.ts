@@ -240,6 +240,11 @@ interface Deadline {
 async function withDeadline<T>(promise: Promise<T>, deadline: Deadline): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const allowed = deadline.ms < 1000 ? `${deadline.ms} ms` : `${Math.round(deadline.ms / 1000)} s`;
+  if (Date.now() >= deadline.at) {
+    // Past the deadline already: give up now rather than race a timer against fast work.
+    promise.catch(() => undefined);
+    throw new DeadlineError(`reading the PDF took longer than ${allowed}`);
+  }
   try {
     return await Promise.race([
       promise,

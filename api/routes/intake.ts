@@ -183,9 +183,13 @@ export function intakeRoutes() {
     const id = c.req.param('id');
     const document = /^[0-9a-f-]{36}$/i.test(id) ? await findDocument(db, tenant.id, id) : undefined;
     if (!document) throw new AppError('not_found', `tenant ${tenant.slug} has no document ${id}`);
+    // A sender chooses the type of an HL7 ED document: only a PDF or an image is shown inline, and
+    // never with script (the console shares this origin); anything else is a download.
+    const inline = /^(application\/pdf|image\/(png|jpeg|gif|tiff))$/i.test(document.content_type);
     return c.body(new Uint8Array(document.data), 200, {
-      'Content-Type': document.content_type,
-      'Content-Disposition': `inline; filename="${(document.filename ?? `${document.id}.pdf`).replace(/[^\w.-]/g, '_')}"`,
+      'Content-Type': inline ? document.content_type : 'application/octet-stream',
+      'Content-Security-Policy': "sandbox; default-src 'none'; img-src 'self'; object-src 'self'",
+      'Content-Disposition': `${inline ? 'inline' : 'attachment'}; filename="${(document.filename ?? `${document.id}.pdf`).replace(/[^\w.-]/g, '_')}"`,
       'X-Content-Type-Options': 'nosniff',
       'Cache-Control': 'private, no-store',
     });

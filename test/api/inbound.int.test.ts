@@ -329,6 +329,15 @@ describe('inbound formats', () => {
     // The reviewer sees what was read, beside the document.
     const { body: detail } = await getJson(lr.baseUrl, cred, `/v1/t/formats/tasks/${task.id}`);
     expect(JSON.stringify(detail)).toContain('2951-2');
+    // The reviewer opens the PDF itself: served as sent, inline, without script.
+    const { body: status } = await getJson(lr.baseUrl, cred, `/v1/t/formats/messages/${answer.messageId}`);
+    expect(status.documents).toHaveLength(1);
+    const file = await fetch(`${lr.baseUrl}/v1/t/formats/documents/${status.documents[0].id}`, {
+      headers: { authorization: `Bearer ${cred.apiKey}` },
+    });
+    expect(file.headers.get('content-type')).toBe('application/pdf');
+    expect(file.headers.get('content-security-policy')).toContain('sandbox');
+    expect(Buffer.from(await file.arrayBuffer()).equals(Buffer.from(pdf))).toBe(true);
 
     const junk = new FormData();
     junk.set(
