@@ -80,6 +80,58 @@ export interface ConnectionsTable {
   auth_encrypted: string | null;
   created_at: Timestamp;
   disabled_at: NullableTimestamp;
+  /** Per-connection options (see domain/outbound.ts `ConnectionSettings`). */
+  settings: ColumnType<ConnectionSettingsJson, string | undefined, string>;
+  /** A webhook's signing secret, AES-256-GCM under the master key; shown once at creation. */
+  secret_encrypted: string | null;
+  /** Pull direction: the `_lastUpdated` of the newest ServiceRequest already taken. */
+  pull_cursor: string | null;
+  last_polled_at: NullableTimestamp;
+}
+
+export type ConnectionSettingsJson = Record<string, unknown>;
+
+/** One report's delivery to one outbound connection, from release to delivered or dead letter. */
+export interface DeliveriesTable {
+  id: string;
+  tenant_id: string;
+  report_id: string;
+  connection_id: string;
+  environment: string;
+  /** pending | delivering | delivered | dead_letter */
+  status: string;
+  critical: Generated<boolean>;
+  /** How many times the delivery was sent from the start (re-sends after a dead letter count). */
+  sends: Generated<number>;
+  attempts: Generated<number>;
+  workflow_id: string | null;
+  /** What was sent last (FHIR Bundle JSON, HL7 message, webhook body). */
+  payload: string | null;
+  /** What the destination answered last (HTTP status and body, HL7 ACK). */
+  response: string | null;
+  /** The destination's id for what we sent (FHIR DiagnosticReport location, ACK control id). */
+  remote_reference: string | null;
+  last_error: string | null;
+  dead_letter_reason: string | null;
+  created_at: Generated<Timestamp>;
+  updated_at: Generated<Timestamp>;
+  delivered_at: NullableTimestamp;
+  dead_lettered_at: NullableTimestamp;
+}
+
+/** A SMART EHR launch between the redirect to the EHR's authorize endpoint and the callback. */
+export interface SmartLaunchesTable {
+  state: string;
+  tenant_id: string;
+  connection_id: string;
+  issuer: string;
+  launch: string | null;
+  code_verifier: string;
+  redirect_uri: string;
+  token_endpoint: string;
+  created_at: Generated<Timestamp>;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
 }
 
 export interface MessagesTable {
@@ -475,6 +527,8 @@ export interface Database {
   message_parts: MessagePartsTable;
   documents: DocumentsTable;
   order_inbox: OrderInboxTable;
+  deliveries: DeliveriesTable;
+  smart_launches: SmartLaunchesTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;
@@ -491,3 +545,5 @@ export type Provider = Selectable<ProvidersTable>;
 export type CriticalResult = Selectable<CriticalResultsTable>;
 export type CriticalAttempt = Selectable<CriticalAttemptsTable>;
 export type StoredDocument = Selectable<DocumentsTable>;
+export type Delivery = Selectable<DeliveriesTable>;
+export type SmartLaunch = Selectable<SmartLaunchesTable>;

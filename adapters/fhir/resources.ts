@@ -76,6 +76,20 @@ export interface PatientView {
   updatedAt: Date;
 }
 
+/**
+ * A released report as it leaves LabRelay: what every outbound format (FHIR transaction Bundle,
+ * HL7 ORU^R01, webhook) is built from. `identifierSystem` is the tenant's URI for LabRelay's own
+ * ids (e.g. `urn:labrelay:demo`), so a destination can find again what it received.
+ */
+export interface ReleasedResult {
+  identifierSystem: string;
+  report: ReportView;
+  observations: ObservationView[];
+  patient: PatientView | null;
+  /** Report-level comments (NTE), in order. */
+  notes: string[];
+}
+
 function codeableConcept(coding: Coding) {
   return {
     coding: [
