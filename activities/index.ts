@@ -1,4 +1,5 @@
 import { createCriticalActivities } from './critical.ts';
+import { createDeliveryActivities } from './deliveries.ts';
 import type { ActivityDeps } from './deps.ts';
 import { createNotificationActivities } from './notifications.ts';
 import { createOrderActivities } from './orders.ts';
@@ -15,6 +16,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createOrderActivities(deps),
     ...createCriticalActivities(deps),
     ...createNotificationActivities(deps),
+    ...createDeliveryActivities(deps),
   };
 }
 

@@ -15,12 +15,14 @@ import { ackPageRoutes } from './routes/ack-page.ts';
 import { ackRoutes } from './routes/ack.ts';
 import { adminLifecycleRoutes } from './routes/admin-lifecycle.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { adminConnectionRoutes, jwksRoutes } from './routes/admin-connections.ts';
 import { taskRoutes } from './routes/tasks.ts';
 import { fhirRoutes } from './routes/fhir.ts';
 import { hl7Routes } from './routes/hl7.ts';
 import { intakeRoutes } from './routes/intake.ts';
 import { orderRoutes } from './routes/orders.ts';
 import { messageRoutes } from './routes/messages.ts';
+import { smartRoutes } from './routes/smart.ts';
 
 export interface AppOptions {
   /** Serves everything the API does not (the built SvelteKit console). */
@@ -81,8 +83,11 @@ export function createApp(services: Services, options: AppOptions = {}) {
   });
   app.route('/v1/admin', adminRoutes());
   app.route('/v1/admin', adminLifecycleRoutes());
+  app.route('/v1/admin', adminConnectionRoutes());
+  app.route('/v1/jwks', jwksRoutes());
   app.route('/v1/ack', ackRoutes());
   app.route('/ack', ackPageRoutes());
+  app.route('/smart', smartRoutes());
 
   const tenant = new OpenAPIHono<AppEnv>();
   tenant.use('*', tenantAuth());

@@ -126,6 +126,7 @@ export async function completeTask(
       [TASK_KIND.reviewResult]: Object.values(REVIEW_DECISION),
       [TASK_KIND.matchPatient]: ['match', 'new', 'reject'],
       [TASK_KIND.orderOverdue]: ['acknowledge'],
+      [TASK_KIND.deliveryFailed]: ['acknowledge'],
     };
     const options = allowed[task.kind];
     if (!options)

@@ -24,6 +24,7 @@ import {
   type WorkerHandle,
 } from './temporal.ts';
 import { createWorkflowStarter } from './workflow-starter.ts';
+import { runPullers } from './intake/pull.ts';
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -37,6 +38,8 @@ export interface StartOptions {
   console?: boolean;
   /** How often the relay looks for inbox rows whose workflow did not start. */
   relayIntervalMs?: number;
+  /** How often the pull connections are checked for a due poll (default 5 s). */
+  pullTickMs?: number;
   /** Called when a part stops on its own (the worker failed); `npm start` exits. */
   onFatal?: (error: unknown) => void;
 }
@@ -171,6 +174,8 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
       if (options.seedDemo) demo = await seedDemoTenant(database.db, config.masterKey);
       const relay = starter.runRelay(options.relayIntervalMs ?? 2000);
       stops.push(() => relay.stop());
+      const pullers = runPullers(services, options.pullTickMs ?? 5000);
+      stops.push(() => pullers.stop());
 
       const wantConsole = options.console ?? true;
       let fallback;

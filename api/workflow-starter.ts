@@ -49,6 +49,8 @@ export interface WorkflowStarter {
     args: unknown[],
     orderStart?: { tenantId: string; orderKey: string },
   ): Promise<boolean>;
+  /** Starts a delivery workflow (a re-send); throws when Temporal does not take it. */
+  startDelivery(tenantId: string, deliveryId: string, workflowId: string): Promise<void>;
 }
 
 export interface WorkflowStarterDeps {
@@ -280,5 +282,22 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
     }
   }
 
-  return { start, startOrders, relayOnce, runRelay, drain, wake };
+  async function startWorkflow(type: string, workflowId: string, args: unknown[]): Promise<void> {
+    const client = deps.client();
+    if (!client) throw new Error('Temporal is not connected');
+    await client.connection.withDeadline(Date.now() + timeout, async () => {
+      await client.workflow.start(type, {
+        workflowId,
+        taskQueue: deps.taskQueue,
+        args,
+        workflowIdConflictPolicy: 'USE_EXISTING',
+      });
+    });
+  }
+
+  async function startDelivery(tenantId: string, deliveryId: string, workflowId: string): Promise<void> {
+    await startWorkflow('deliveryWorkflow', workflowId, [{ tenantId, deliveryId }]);
+  }
+
+  return { start, startOrders, relayOnce, runRelay, drain, wake, startDelivery };
 }

@@ -286,6 +286,13 @@ export interface ObservationSearch {
   patientIds?: string[];
   codes?: { system: string | null; code: string }[];
   ids?: string[];
+  statuses?: string[];
+  /** Observation.effective (collection time) bounds. */
+  effectiveFrom?: Date;
+  effectiveTo?: Date;
+  /** meta.lastUpdated bounds: when the result was flagged, else when its report changed. */
+  updatedFrom?: Date;
+  updatedTo?: Date;
   count: number;
   offset: number;
   access?: AccessScope;
@@ -312,6 +319,12 @@ export async function searchReleasedObservations(
   if (search.patientIds)
     query = query.where('reports.patient_id', 'in', search.patientIds.length > 0 ? search.patientIds : none);
   if (search.codes) query = query.where(codeMatches('observations.code', search.codes));
+  if (search.statuses) query = query.where('observations.status', 'in', search.statuses);
+  if (search.effectiveFrom) query = query.where('observations.effective_at', '>=', search.effectiveFrom);
+  if (search.effectiveTo) query = query.where('observations.effective_at', '<=', search.effectiveTo);
+  const lastUpdated = sql<Date>`coalesce(observations.flagged_at, reports.updated_at)`;
+  if (search.updatedFrom) query = query.where(lastUpdated, '>=', search.updatedFrom);
+  if (search.updatedTo) query = query.where(lastUpdated, '<=', search.updatedTo);
   query = query.where(withinScope(search.access));
   const totalRow = await query.select(sql<number>`count(*)::int`.as('total')).executeTakeFirstOrThrow();
   const observations = await query

@@ -113,8 +113,8 @@ export interface DeliveriesTable {
   remote_reference: string | null;
   last_error: string | null;
   dead_letter_reason: string | null;
-  created_at: Generated<Timestamp>;
-  updated_at: Generated<Timestamp>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
   delivered_at: NullableTimestamp;
   dead_lettered_at: NullableTimestamp;
 }
@@ -129,7 +129,7 @@ export interface SmartLaunchesTable {
   code_verifier: string;
   redirect_uri: string;
   token_endpoint: string;
-  created_at: Generated<Timestamp>;
+  created_at: Timestamp;
   expires_at: Timestamp;
   used_at: NullableTimestamp;
 }

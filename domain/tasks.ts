@@ -14,6 +14,8 @@ export const TASK_KIND = {
   contactPatient: 'contact_patient',
   /** An order's results have not arrived within its turnaround time. */
   orderOverdue: 'order_overdue',
+  /** A critical result could not be delivered to its destination: a person makes sure it arrives. */
+  deliveryFailed: 'delivery_failed',
 } as const;
 export type TaskKind = (typeof TASK_KIND)[keyof typeof TASK_KIND];
 

@@ -6,6 +6,7 @@ import {
   defineSignal,
   log,
   ParentClosePolicy,
+  patched,
   proxyActivities,
   setHandler,
   sleep,
@@ -15,6 +16,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError, WorkflowIdReusePolicy } from '@temporalio/common';
 import type { Activities, CriticalStart } from '../activities/index.ts';
 import { criticalResultWorkflow } from './critical-result-workflow.ts';
+import { deliveryWorkflow } from './delivery-workflow.ts';
 
 /** Sent for every stored report of this order; the same report twice is processed once. */
 export const resultReceivedSignal = defineSignal<[{ reportId: string }]>('resultReceived');
@@ -53,6 +55,8 @@ export interface OrderState {
   rejected: string[];
   /** Critical-result workflows started for this order's results. */
   criticalWorkflows: string[];
+  /** Delivery workflows started for this order's released reports. */
+  deliveries: string[];
   final: boolean;
   cancelled: boolean;
   overdue: boolean;
@@ -89,6 +93,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
     duplicates: [],
     rejected: [],
     criticalWorkflows: [],
+    deliveries: [],
     final: false,
     cancelled: false,
     overdue: false,
@@ -146,6 +151,24 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
         if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
       }
       state.criticalWorkflows.push(c.workflowId);
+    }
+  }
+
+  /** Sends a released report to its destinations, each in its own workflow that outlives the order. */
+  async function startDeliveries(reportId: string) {
+    const { deliveries } = await acts.planReportDeliveries({ tenantId, reportId });
+    for (const d of deliveries) {
+      try {
+        await startChild(deliveryWorkflow, {
+          workflowId: d.workflowId,
+          args: [{ tenantId, deliveryId: d.deliveryId }],
+          parentClosePolicy: ParentClosePolicy.ABANDON,
+        });
+      } catch (error) {
+        // Already started (the report processed again after a worker crash): that delivery goes on.
+        if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+      }
+      state.deliveries.push(d.workflowId);
     }
   }
 
@@ -232,6 +255,7 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
     await acts.releaseReport(ref);
     state.released.push(reportId);
     await acts.setOrderStatus({ tenantId, orderKey, status: 'delivered' });
+    if (patched('deliver-released-reports')) await startDeliveries(reportId);
 
     if (routing.notifyPatient) {
       state.reports[reportId] = 'notifying-patient';

@@ -83,6 +83,11 @@ export interface PatientView {
  */
 export interface ReleasedResult {
   identifierSystem: string;
+  /**
+   * The id of the first report of this report's line (a correction replaces an earlier report):
+   * what a destination knows the report by, so a correction updates what was delivered before.
+   */
+  reportKey: string;
   report: ReportView;
   observations: ObservationView[];
   patient: PatientView | null;

@@ -20,7 +20,7 @@ export type InboundFormat = 'hl7v2' | 'fhir' | 'csv' | 'json' | 'pdf';
 /** Who sent a message, how, and the keys a retry of it is recognised by. */
 export interface InboundEnvelope {
   tenant: Tenant;
-  transport: 'http' | 'mllp';
+  transport: 'http' | 'mllp' | 'pull';
   format: InboundFormat;
   /** e.g. `ORU^R01`, `Bundle/transaction`, `text/csv`, `results`, `document`. */
   messageType: string;

@@ -1,28 +1,25 @@
-import { randomUUID } from 'node:crypto';
-import { isIP } from 'node:net';
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { appendAudit } from '../../db/audit.ts';
-import { insertConnection, listConnections } from '../../db/connections.ts';
 import { revokeCredential } from '../../db/credentials.ts';
-import type { Connection, Tenant } from '../../db/schema.ts';
+import type { Tenant } from '../../db/schema.ts';
 import { findTenantBySlug, insertTenant, listTenants } from '../../db/tenants.ts';
 import { isKnownUnit } from '../../domain/units.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
 import { validationHook } from '../validation.ts';
-import { ErrorOut, json, requireTenant } from './openapi-common.ts';
+import {
+  adminErrors as errors,
+  ErrorOut,
+  Ip,
+  json,
+  requireTenant,
+  Slug,
+  SlugParam,
+} from './openapi-common.ts';
 import { issueCredential } from '../security/credentials.ts';
 import { SCOPES } from '../security/keys.ts';
-import { sealSecret } from '../security/secret-box.ts';
 
-const Slug = z
-  .string()
-  .regex(
-    /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/,
-    'a slug is 1-63 lower-case letters, digits and inner hyphens',
-  )
-  .openapi({ example: 'st-marys' });
 const TenantBody = z.object({ slug: Slug, name: z.string().trim().min(1).max(200) }).openapi('NewTenant');
 const Minutes = z
   .number()
@@ -162,15 +159,7 @@ const TenantOut = z
     createdAt: z.string(),
   })
   .openapi('Tenant');
-const SlugParam = z.object({ slug: Slug });
 
-const Ip = z.string().refine((s) => {
-  const [address, prefix, ...rest] = s.split('/');
-  const version = isIP(address ?? '');
-  if (version === 0 || rest.length > 0) return false;
-  if (prefix === undefined) return true;
-  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128);
-}, 'an IPv4/IPv6 address or CIDR block, e.g. 10.0.0.0/8');
 const CredentialBody = z
   .object({
     name: z.string().trim().min(1).max(200),
@@ -212,74 +201,6 @@ const CredentialOut = z
       .openapi({ description: 'Shown once; sign request bodies with it (LabRelay-Signature).' }),
   })
   .openapi('CreatedCredential');
-
-const ConnectionBody = z
-  .object({
-    name: z.string().trim().min(1).max(200),
-    direction: z.enum(['inbound', 'outbound', 'pull']),
-    format: z.enum(['hl7v2', 'fhir', 'csv', 'json', 'pdf', 'webhook']),
-    environment: z.enum(['sandbox', 'production']),
-    endpoint: z
-      .union([
-        z.object({ url: z.string().url() }).strict(),
-        z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict(),
-      ])
-      .optional(),
-    auth: z
-      .record(z.string(), z.unknown())
-      .optional()
-      .openapi({ description: 'Outbound authentication; encrypted at rest, never returned.' }),
-    mllp: z
-      .object({
-        sendingFacility: z.string().trim().min(1),
-        receivingFacility: z.string().trim().min(1).optional(),
-        allowIps: z.array(Ip).optional(),
-      })
-      .strict()
-      .optional(),
-  })
-  .strict()
-  .superRefine((v, ctx) => {
-    if (v.mllp && !(v.direction === 'inbound' && v.format === 'hl7v2')) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['mllp'],
-        message: 'mllp settings belong to an inbound hl7v2 connection',
-      });
-    }
-    if ((v.direction === 'outbound' || v.direction === 'pull') && !v.endpoint) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['endpoint'],
-        message: `an ${v.direction} connection needs an endpoint`,
-      });
-    }
-  })
-  .openapi('NewConnection');
-const ConnectionOut = z
-  .object({
-    id: z.string().uuid(),
-    name: z.string(),
-    direction: z.string(),
-    format: z.string(),
-    environment: z.string(),
-    endpoint: z.any().nullable(),
-    hasAuth: z.boolean(),
-    mllp: z
-      .object({
-        sendingFacility: z.string(),
-        receivingFacility: z.string().nullable(),
-        allowIps: z.array(z.string()),
-      })
-      .nullable(),
-    createdAt: z.string(),
-  })
-  .openapi('Connection');
-
-const errors = {
-  400: { description: 'Invalid request', ...json(ErrorOut) },
-  401: { description: 'Missing or wrong admin token', ...json(ErrorOut) },
-};
 
 /** The platform admin API (`Authorization: Bearer $LABRELAY_ADMIN_TOKEN`). */
 export function adminRoutes() {
@@ -471,77 +392,6 @@ export function adminRoutes() {
     },
   );
 
-  app.openapi(
-    createRoute({
-      method: 'post',
-      path: '/tenants/{slug}/connections',
-      summary: 'Create a connection (inbound, outbound or pull)',
-      request: { params: SlugParam, body: { required: true, ...json(ConnectionBody) } },
-      responses: {
-        201: { description: 'Created', ...json(ConnectionOut) },
-        404: { description: 'No such tenant', ...json(ErrorOut) },
-        ...errors,
-      },
-    }),
-    async (c) => {
-      const { db, config } = c.get('services');
-      const { slug } = c.req.valid('param');
-      const body = c.req.valid('json');
-      const tenant = await requireTenant(db, slug);
-      const id = randomUUID();
-      const connection = await db.transaction().execute(async (trx) => {
-        const created = await insertConnection(trx, {
-          id,
-          tenant_id: tenant.id,
-          name: body.name,
-          direction: body.direction,
-          format: body.format,
-          environment: body.environment,
-          endpoint: body.endpoint ? JSON.stringify(body.endpoint) : null,
-          auth_encrypted: body.auth
-            ? sealSecret(config.masterKey, JSON.stringify(body.auth), `connection/${id}`)
-            : null,
-          mllp_sending_facility: body.mllp?.sendingFacility ?? null,
-          mllp_receiving_facility: body.mllp?.receivingFacility ?? null,
-          mllp_allow_ips: body.mllp?.allowIps ? JSON.stringify(body.mllp.allowIps) : null,
-        });
-        await appendAudit(trx, {
-          tenantId: tenant.id,
-          actor: 'admin',
-          action: 'connection.created',
-          subject: `connection/${id}`,
-          details: {
-            name: body.name,
-            direction: body.direction,
-            format: body.format,
-            environment: body.environment,
-          },
-        });
-        return created;
-      });
-      return c.json(connectionOut(connection), 201);
-    },
-  );
-
-  app.openapi(
-    createRoute({
-      method: 'get',
-      path: '/tenants/{slug}/connections',
-      summary: "List a tenant's connections",
-      request: { params: SlugParam },
-      responses: {
-        200: { description: 'Connections', ...json(z.object({ connections: z.array(ConnectionOut) })) },
-        404: { description: 'No such tenant', ...json(ErrorOut) },
-        ...errors,
-      },
-    }),
-    async (c) => {
-      const { db } = c.get('services');
-      const tenant = await requireTenant(db, c.req.valid('param').slug);
-      return c.json({ connections: (await listConnections(db, tenant.id)).map(connectionOut) }, 200);
-    },
-  );
-
   return app;
 }
 
@@ -552,25 +402,5 @@ function tenantOut(t: Tenant) {
     name: t.name,
     settings: t.settings,
     createdAt: new Date(t.created_at).toISOString(),
-  };
-}
-
-function connectionOut(c: Connection) {
-  return {
-    id: c.id,
-    name: c.name,
-    direction: c.direction,
-    format: c.format,
-    environment: c.environment,
-    endpoint: c.endpoint,
-    hasAuth: c.auth_encrypted !== null,
-    mllp: c.mllp_sending_facility
-      ? {
-          sendingFacility: c.mllp_sending_facility,
-          receivingFacility: c.mllp_receiving_facility,
-          allowIps: c.mllp_allow_ips ?? [],
-        }
-      : null,
-    createdAt: new Date(c.created_at).toISOString(),
   };
 }

@@ -14,17 +14,15 @@ import {
   SearchParamError,
   type Token,
 } from '../../adapters/fhir/search-params.ts';
-import { findPatients, type PatientWithIdentifiers } from '../../db/patients.ts';
+import { findPatients } from '../../db/patients.ts';
 import {
   findObservationsOfReports,
   searchReleasedObservations,
   searchReleasedReports,
   type AccessScope,
-  type ObservationWithReport,
 } from '../../db/results.ts';
-import type { Observation, Report } from '../../db/schema.ts';
+import { observationView, patientView, reportView } from '../../db/result-views.ts';
 import { tenantScope } from '../../db/tenant-scope.ts';
-import type { Interpretation, ObservationValueType } from '../../domain/model.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { receiveFhir } from '../intake/fhir.ts';
@@ -165,13 +163,30 @@ async function searchDiagnosticReports(c: Ctx) {
 
 async function searchObservations(c: Ctx) {
   const { db } = c.get('services');
-  const q = searchQuery(c, ['patient', 'patient.identifier', 'subject', 'code', '_count', '_offset']);
+  const q = searchQuery(c, [
+    'patient',
+    'patient.identifier',
+    'subject',
+    'code',
+    'date',
+    'status',
+    '_lastUpdated',
+    '_count',
+    '_offset',
+  ]);
   const patientIds = await patientFilter(c, q);
+  const date = q.all('date').length ? parseDateParams('date', q.all('date')) : {};
+  const updated = q.all('_lastUpdated').length ? parseDateParams('_lastUpdated', q.all('_lastUpdated')) : {};
   const { count, offset } = paging(q);
   const { total, observations } = await searchReleasedObservations(db, c.get('tenant').id, {
     access: accessOf(c),
     ...(patientIds ? { patientIds } : {}),
     ...(q.first('code') ? { codes: codeFilter(parseTokens('code', q.first('code')!)) } : {}),
+    ...(q.first('status') ? { statuses: q.first('status')!.split(',') } : {}),
+    ...(date.from ? { effectiveFrom: date.from } : {}),
+    ...(date.to ? { effectiveTo: date.to } : {}),
+    ...(updated.from ? { updatedFrom: updated.from } : {}),
+    ...(updated.to ? { updatedTo: updated.to } : {}),
     count,
     offset,
   });
@@ -309,54 +324,6 @@ function notFound(c: Ctx, type: string): AppError {
   );
 }
 
-function reportView(r: Report, observations: Observation[]) {
-  return {
-    id: r.id,
-    status: r.status,
-    code: r.code,
-    patientId: r.patient_id,
-    placerOrderNumber: r.placer_order_number,
-    fillerOrderNumber: r.filler_order_number,
-    orderIdentifierSystem: `urn:labrelay:order:${r.order_key.split('|')[0]}`,
-    effectiveAt: r.effective_at ? new Date(r.effective_at) : null,
-    issuedAt: r.issued_at ? new Date(r.issued_at) : null,
-    updatedAt: new Date(r.updated_at),
-    orderingProvider: r.ordering_provider,
-    observationIds: observations.map((o) => o.id),
-  };
-}
-
-function observationView(o: ObservationWithReport) {
-  return {
-    id: o.id,
-    status: o.status,
-    code: o.code,
-    patientId: o.patient_id,
-    valueType: o.value_type as ObservationValueType,
-    numericValue: o.value_numeric,
-    comparator: o.value_comparator,
-    textValue: o.value_text,
-    unit: o.unit,
-    referenceRange: o.reference_range,
-    interpretation: o.interpretation as Interpretation | null,
-    effectiveAt: o.effective_at ? new Date(o.effective_at) : null,
-    issuedAt: o.report_issued_at ? new Date(o.report_issued_at) : null,
-    updatedAt: new Date(o.flagged_at ?? o.report_updated_at),
-  };
-}
-
-function patientView(p: PatientWithIdentifiers) {
-  return {
-    id: p.id,
-    identifiers: p.identifiers,
-    familyName: p.family_name,
-    givenNames: p.given_names,
-    birthDate: p.birth_date,
-    sex: p.sex,
-    updatedAt: new Date(p.updated_at),
-  };
-}
-
 /** What this FHIR endpoint can do: https://hl7.org/fhir/R4/capabilitystatement.html */
 function capabilityStatement(c: Ctx): FhirResource {
   const search = (names: [string, string][]) => names.map(([name, type]) => ({ name, type }));
@@ -400,6 +367,9 @@ function capabilityStatement(c: Ctx): FhirResource {
               ['patient.identifier', 'token'],
               ['subject', 'reference'],
               ['code', 'token'],
+              ['date', 'date'],
+              ['status', 'token'],
+              ['_lastUpdated', 'date'],
             ]),
           },
           {

@@ -109,13 +109,13 @@ const CompleteBody = z
     {
       error: (issue) =>
         issue.code === 'invalid_union'
-          ? 'decision is required: approve, correct or reject (review_result); match, new or reject (match_patient); acknowledge (order_overdue)'
+          ? 'decision is required: approve, correct or reject (review_result); match, new or reject (match_patient); acknowledge (order_overdue, delivery_failed)'
           : undefined,
     },
   )
   .openapi('TaskCompletion', {
     description:
-      'review_result: approve | correct (with corrections) | reject; match_patient: match (with patientId) | new | reject; order_overdue: acknowledge.',
+      'review_result: approve | correct (with corrections) | reject; match_patient: match (with patientId) | new | reject; order_overdue and delivery_failed: acknowledge.',
   });
 
 const CriticalOut = z

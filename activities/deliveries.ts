@@ -1,0 +1,502 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Transaction } from 'kysely';
+import { toDeliveryBundle, deliveryOutcome } from '../adapters/fhir/outbound.ts';
+import {
+  toDiagnosticReport,
+  toObservation,
+  toPatient,
+  type ReleasedResult,
+} from '../adapters/fhir/resources.ts';
+import { MllpClientPool } from '../adapters/hl7v2/mllp-client.ts';
+import { toOruR01 } from '../adapters/hl7v2/oru-out.ts';
+import { TokenError, TokenProvider } from '../adapters/oauth/token-client.ts';
+import { openSecret } from '../api/security/secret-box.ts';
+import { signBody } from '../api/security/keys.ts';
+import { appendAudit } from '../db/audit.ts';
+import {
+  DELIVERY_STATUS,
+  findDelivery,
+  planDeliveries,
+  updateDelivery,
+  type PlannedDelivery,
+} from '../db/deliveries.ts';
+import { loadReleasedResult } from '../db/result-views.ts';
+import { REPORT_STAGE } from '../db/results.ts';
+import type { Connection, Database, RecordedRoutingDecision } from '../db/schema.ts';
+import { openTask, updateTask } from '../db/tasks.ts';
+import { tenantScope } from '../db/tenant-scope.ts';
+import {
+  ACK_OUTCOME,
+  type AckOutcome,
+  type ConnectionSettings,
+  type OutboundAuth,
+} from '../domain/outbound.ts';
+import { TASK_KIND, TASK_PRIORITY, TASK_STATUS } from '../domain/tasks.ts';
+import { loadTenant, type ActivityDeps, type ReportRef } from './deps.ts';
+
+const ACTOR = 'workflow';
+/** Attempts before a delivery is dead-lettered, unless the connection says otherwise. */
+export const DEFAULT_MAX_ATTEMPTS = 8;
+/** Minutes a critical result may wait for its delivery before a person is asked to make sure. */
+export const CRITICAL_DELIVERY_MINUTES = 15;
+const HTTP_TIMEOUT_MS = 30_000;
+/** What we keep of a destination's answer (enough to read an OperationOutcome or an ACK). */
+const KEEP_RESPONSE_CHARS = 4000;
+
+export interface DeliveryRef {
+  tenantId: string;
+  deliveryId: string;
+}
+
+export interface DeliveryPlan {
+  status: string;
+  maxAttempts: number;
+  critical: boolean;
+  criticalDeliveryMinutes: number;
+}
+
+/** The outcome one attempt reached; anything else is thrown (retryable or not). */
+interface Sent {
+  payload: string;
+  response: string;
+  remoteReference: string | null;
+}
+
+/** A permanent failure: retrying cannot help (a 4xx other than 408/429, an HL7 AR, a bad setting). */
+function permanent(message: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(message, 'DeliveryRefused');
+}
+
+/** The delivery side of the workflows: planning, one attempt, dead letter, a person when it is stuck. */
+export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps) {
+  const tokens = new TokenProvider();
+  const mllp = new MllpClientPool();
+
+  async function audit(
+    trx: Transaction<Database>,
+    tenantId: string,
+    action: string,
+    subject: string,
+    details: Record<string, unknown> = {},
+  ) {
+    await appendAudit(trx, { tenantId, actor: ACTOR, action, subject, details });
+  }
+
+  /** Sandbox or production: a key issued for the sandbox, or the connection the message came by. */
+  async function environmentOfReport(tenantId: string, messageId: string): Promise<string> {
+    const row = await tenantScope(db, tenantId)
+      .selectFrom('messages')
+      .leftJoin('credentials', 'credentials.id', 'messages.credential_id')
+      .leftJoin('connections', 'connections.id', 'messages.connection_id')
+      .select(['credentials.key_prefix', 'connections.environment'])
+      .where('messages.id', '=', messageId)
+      .executeTakeFirst();
+    if (row?.key_prefix?.startsWith('lr_test_')) return 'sandbox';
+    return row?.environment ?? 'production';
+  }
+
+  function authOf(connection: Connection): OutboundAuth {
+    if (!connection.auth_encrypted) return { type: 'none' };
+    return JSON.parse(
+      openSecret(masterKey, connection.auth_encrypted, `connection/${connection.id}`),
+    ) as OutboundAuth;
+  }
+
+  /** POSTs a body; 2xx answers, 408/429/5xx and network failures are retried, other 4xx are not. */
+  async function post(
+    connection: Connection,
+    url: string,
+    body: string,
+    headers: Record<string, string>,
+  ): Promise<{ status: number; text: string }> {
+    const auth = authOf(connection);
+    for (let attempt = 0; ; attempt++) {
+      let authorization: string | null;
+      try {
+        authorization = await tokens.authorization(connection.id, auth);
+      } catch (error) {
+        if (error instanceof TokenError && !error.retryable)
+          throw permanent(`the token endpoint refused LabRelay's credentials: ${error.message}`);
+        throw error;
+      }
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: 'POST',
+          body,
+          headers: { ...headers, ...(authorization ? { authorization } : {}) },
+          signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
+          redirect: 'manual',
+        });
+      } catch (error) {
+        const cause =
+          error instanceof Error
+            ? error.cause instanceof Error
+              ? error.cause.message
+              : error.message
+            : String(error);
+        throw new Error(`${url} could not be reached: ${cause}`, { cause: error });
+      }
+      const text = (await response.text()).slice(0, KEEP_RESPONSE_CHARS);
+      // An expired or revoked token: drop it and try once more with a fresh one.
+      if (response.status === 401 && attempt === 0 && auth.type !== 'none') {
+        tokens.invalidate(connection.id);
+        continue;
+      }
+      if (response.ok) return { status: response.status, text };
+      const said = `${url} answered ${response.status}${text ? `: ${text.slice(0, 300)}` : ''}`;
+      if (response.status === 408 || response.status === 429 || response.status >= 500) throw new Error(said);
+      throw permanent(said);
+    }
+  }
+
+  function endpointUrl(connection: Connection): string {
+    const url = (connection.endpoint as { url?: unknown } | null)?.url;
+    if (typeof url !== 'string') throw permanent(`connection ${connection.name} has no endpoint URL`);
+    return url.replace(/\/+$/, '');
+  }
+
+  async function toFhirServer(connection: Connection, result: ReleasedResult): Promise<Sent> {
+    const payload = JSON.stringify(toDeliveryBundle(result));
+    const answer = await post(connection, endpointUrl(connection), payload, {
+      'content-type': 'application/fhir+json',
+      accept: 'application/fhir+json',
+    });
+    let outcome: { reportLocation: string | null };
+    try {
+      outcome = deliveryOutcome(JSON.parse(answer.text));
+    } catch (error) {
+      // The server said 2xx but not what it did: it may have stored it, so retrying is safe (conditional).
+      throw new Error(`the FHIR server's answer could not be read: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    return { payload, response: `${answer.status} ${answer.text}`, remoteReference: outcome.reportLocation };
+  }
+
+  async function toWebhook(
+    connection: Connection,
+    result: ReleasedResult,
+    delivery: { id: string; sends: number },
+    tenantSlug: string,
+  ): Promise<Sent> {
+    const payload = JSON.stringify(webhookBody(result, delivery.id, tenantSlug));
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      'labrelay-event': 'result.released',
+      'labrelay-delivery-id': delivery.id,
+      // The same delivery sent again (a retry, a re-send) carries the same key: receivers keep it once.
+      'idempotency-key': delivery.id,
+    };
+    if (connection.secret_encrypted) {
+      const secret = openSecret(masterKey, connection.secret_encrypted, `connection/${connection.id}/secret`);
+      headers['labrelay-signature'] = signBody(secret, payload, Math.floor(Date.now() / 1000));
+    }
+    const answer = await post(connection, endpointUrl(connection), payload, headers);
+    return { payload, response: `${answer.status} ${answer.text}`, remoteReference: null };
+  }
+
+  async function toMllp(
+    connection: Connection,
+    result: ReleasedResult,
+    delivery: { id: string; sends: number },
+  ): Promise<Sent> {
+    const endpoint = connection.endpoint as { host?: unknown; port?: unknown } | null;
+    if (typeof endpoint?.host !== 'string' || typeof endpoint.port !== 'number')
+      throw permanent(`connection ${connection.name} has no MLLP host and port`);
+    const settings = connection.settings as ConnectionSettings;
+    // The same delivery keeps its control id across retries, so the receiver can tell a repeat.
+    const controlId = `LR${delivery.id.replace(/-/g, '').slice(0, 14)}${String(delivery.sends).padStart(4, '0')}`;
+    const payload = toOruR01(result, {
+      sendingApplication: settings.sendingApplication ?? 'LABRELAY',
+      sendingFacility: settings.sendingFacility ?? 'LABRELAY',
+      receivingApplication: settings.receivingApplication ?? '',
+      receivingFacility: settings.receivingFacility ?? connection.name,
+      controlId,
+      at: new Date(),
+      processingId: connection.environment === 'sandbox' ? 'T' : 'P',
+    });
+    const client = mllp.get(connection.id, { host: endpoint.host, port: endpoint.port });
+    const ack = await client.send(payload);
+    const response = ack.ack;
+    if (ack.code === 'AA') return { payload, response, remoteReference: controlId };
+    const outcome: AckOutcome =
+      ack.code === 'AE'
+        ? (settings.onApplicationError ?? ACK_OUTCOME.retry)
+        : (settings.onApplicationReject ?? ACK_OUTCOME.deadLetter);
+    const said = `the receiver answered ${ack.code}${ack.text ? `: ${ack.text}` : ''}`;
+    if (outcome === ACK_OUTCOME.delivered) return { payload, response, remoteReference: controlId };
+    if (outcome === ACK_OUTCOME.deadLetter) throw permanent(said);
+    throw new Error(said);
+  }
+
+  return {
+    /**
+     * Records where a released report goes: the connections the routing decision names, else every
+     * enabled outbound connection of the report's environment. A sandbox result is never delivered
+     * to a production connection (nor a production result to a sandbox one): a rule that names one
+     * gets a dead letter saying so.
+     */
+    async planReportDeliveries(
+      ref: ReportRef,
+    ): Promise<{ deliveries: { deliveryId: string; workflowId: string }[] }> {
+      const tenant = await loadTenant(db, ref.tenantId);
+      const report = await tenantScope(db, ref.tenantId)
+        .selectFrom('reports')
+        .select(['id', 'message_id', 'routing', 'stage'])
+        .where('id', '=', ref.reportId)
+        .executeTakeFirst();
+      if (!report)
+        throw ApplicationFailure.nonRetryable(`report ${ref.reportId} does not exist`, 'ReportNotFound');
+      if (report.stage !== REPORT_STAGE.released) return { deliveries: [] };
+      const environment = await environmentOfReport(ref.tenantId, report.message_id);
+      const connections = await tenantScope(db, ref.tenantId)
+        .selectFrom('connections')
+        .selectAll()
+        .where('direction', '=', 'outbound')
+        .where('disabled_at', 'is', null)
+        .orderBy('created_at')
+        .execute();
+      const named = ((report.routing as RecordedRoutingDecision | null)?.destinations ?? []).map((d) =>
+        d.toLowerCase(),
+      );
+      const critical = await tenantScope(db, ref.tenantId)
+        .selectFrom('critical_results')
+        .select('id')
+        .where('report_id', '=', ref.reportId)
+        .executeTakeFirst();
+      const planned: PlannedDelivery[] = [];
+      const unknown: string[] = [];
+      if (named.length > 0) {
+        for (const name of new Set(named)) {
+          const connection = connections.find((c) => c.name.toLowerCase() === name);
+          if (!connection) {
+            unknown.push(name);
+            continue;
+          }
+          planned.push({
+            tenantId: ref.tenantId,
+            reportId: ref.reportId,
+            connectionId: connection.id,
+            environment,
+            critical: !!critical,
+            ...(connection.environment !== environment
+              ? {
+                  refusal: `a ${environment} result is never delivered to the ${connection.environment} connection ${connection.name}`,
+                }
+              : {}),
+          });
+        }
+      } else {
+        for (const connection of connections.filter((c) => c.environment === environment))
+          planned.push({
+            tenantId: ref.tenantId,
+            reportId: ref.reportId,
+            connectionId: connection.id,
+            environment,
+            critical: !!critical,
+          });
+      }
+      const deliveries = await db.transaction().execute(async (trx) => {
+        const rows = await planDeliveries(trx, planned);
+        for (const name of unknown)
+          await audit(trx, ref.tenantId, 'delivery.unknown_destination', `report/${ref.reportId}`, {
+            destination: name,
+            message: `the routing rules name destination "${name}", but tenant ${tenant.slug} has no enabled outbound connection of that name`,
+          });
+        return rows;
+      });
+      return {
+        deliveries: deliveries
+          .filter((d) => d.status === DELIVERY_STATUS.pending)
+          .map((d) => ({ deliveryId: d.id, workflowId: `delivery/${d.id}/${d.sends}` })),
+      };
+    },
+
+    /** Marks a delivery under way and says how hard to try: its connection's attempts, critical or not. */
+    async beginDelivery(input: DeliveryRef & { workflowId: string }): Promise<DeliveryPlan> {
+      const delivery = await findDelivery(db, input.tenantId, input.deliveryId);
+      if (!delivery)
+        throw ApplicationFailure.nonRetryable(
+          `delivery ${input.deliveryId} does not exist`,
+          'DeliveryNotFound',
+        );
+      const connection = await tenantScope(db, input.tenantId)
+        .selectFrom('connections')
+        .select('settings')
+        .where('id', '=', delivery.connection_id)
+        .executeTakeFirstOrThrow();
+      const settings = connection.settings as ConnectionSettings;
+      if (delivery.status === DELIVERY_STATUS.pending)
+        await updateDelivery(db, input.tenantId, input.deliveryId, {
+          status: DELIVERY_STATUS.delivering,
+          workflowId: input.workflowId,
+        });
+      return {
+        status: delivery.status === DELIVERY_STATUS.pending ? DELIVERY_STATUS.delivering : delivery.status,
+        maxAttempts: Math.max(1, Math.min(settings.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, 100)),
+        critical: delivery.critical,
+        criticalDeliveryMinutes: CRITICAL_DELIVERY_MINUTES,
+      };
+    },
+
+    /**
+     * One attempt at delivering: the report as it is now (a correction sends the corrected values),
+     * to the connection's FHIR server, MLLP receiver or webhook. Each attempt is recorded with what
+     * was sent and what came back. Throws to retry; a permanent refusal is non-retryable.
+     */
+    async deliverReport(input: DeliveryRef): Promise<{ remoteReference: string | null }> {
+      const delivery = await findDelivery(db, input.tenantId, input.deliveryId);
+      if (!delivery)
+        throw ApplicationFailure.nonRetryable(
+          `delivery ${input.deliveryId} does not exist`,
+          'DeliveryNotFound',
+        );
+      if (delivery.status === DELIVERY_STATUS.delivered)
+        return { remoteReference: delivery.remote_reference };
+      const tenant = await loadTenant(db, input.tenantId);
+      const connection = await tenantScope(db, input.tenantId)
+        .selectFrom('connections')
+        .selectAll()
+        .where('id', '=', delivery.connection_id)
+        .executeTakeFirstOrThrow();
+      if (connection.disabled_at) throw permanent(`the connection ${connection.name} was disabled`);
+      const result = await loadReleasedResult(db, tenant, delivery.report_id);
+      if (!result) throw permanent(`report ${delivery.report_id} no longer exists`);
+      let sent: Sent;
+      try {
+        if (connection.format === 'fhir') sent = await toFhirServer(connection, result);
+        else if (connection.format === 'hl7v2') sent = await toMllp(connection, result, delivery);
+        else if (connection.format === 'webhook' || connection.format === 'json')
+          sent = await toWebhook(connection, result, delivery, tenant.slug);
+        else throw permanent(`results cannot be delivered in format ${connection.format}`);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        await updateDelivery(db, input.tenantId, input.deliveryId, { attempted: true, lastError: message });
+        logger.warn(
+          {
+            tenantId: input.tenantId,
+            deliveryId: input.deliveryId,
+            connectionId: connection.id,
+            error: message,
+          },
+          'delivery attempt failed',
+        );
+        throw error;
+      }
+      await db.transaction().execute(async (trx) => {
+        await updateDelivery(trx, input.tenantId, input.deliveryId, {
+          attempted: true,
+          status: DELIVERY_STATUS.delivered,
+          payload: sent.payload,
+          response: sent.response.slice(0, KEEP_RESPONSE_CHARS),
+          remoteReference: sent.remoteReference,
+          lastError: null,
+        });
+        await audit(trx, input.tenantId, 'delivery.delivered', `delivery/${input.deliveryId}`, {
+          reportId: delivery.report_id,
+          connection: connection.name,
+          remoteReference: sent.remoteReference,
+        });
+      });
+      return { remoteReference: sent.remoteReference };
+    },
+
+    /** The last attempt failed (or the destination refused for good): visible, re-sendable, audited. */
+    async deadLetterDelivery(input: DeliveryRef & { reason: string }): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        const delivery = await findDelivery(trx, input.tenantId, input.deliveryId);
+        if (!delivery || delivery.status === DELIVERY_STATUS.delivered) return;
+        await updateDelivery(trx, input.tenantId, input.deliveryId, {
+          status: DELIVERY_STATUS.deadLetter,
+          deadLetterReason: input.reason,
+        });
+        await audit(trx, input.tenantId, 'delivery.dead_lettered', `delivery/${input.deliveryId}`, {
+          reportId: delivery.report_id,
+          reason: input.reason,
+        });
+      });
+    },
+
+    /** A critical result not delivered in time (or dead-lettered): a stat task for a person. */
+    async escalateDelivery(
+      input: DeliveryRef & { workflowId: string; reason: string },
+    ): Promise<{ taskId: string }> {
+      return db.transaction().execute(async (trx) => {
+        const delivery = await findDelivery(trx, input.tenantId, input.deliveryId);
+        if (!delivery)
+          throw ApplicationFailure.nonRetryable(
+            `delivery ${input.deliveryId} does not exist`,
+            'DeliveryNotFound',
+          );
+        const connection = await tenantScope(trx, input.tenantId)
+          .selectFrom('connections')
+          .select('name')
+          .where('id', '=', delivery.connection_id)
+          .executeTakeFirstOrThrow();
+        const { task, created } = await openTask(trx, {
+          tenantId: input.tenantId,
+          dedupeKey: `delivery/${delivery.id}/${delivery.sends}`,
+          kind: TASK_KIND.deliveryFailed,
+          priority: TASK_PRIORITY.stat,
+          title: `Critical result not delivered to ${connection.name}`,
+          reason: `${input.reason}; make sure the result reaches its destination (call it through, or re-send the delivery)`,
+          reportId: delivery.report_id,
+          workflowId: input.workflowId,
+          payload: { deliveryId: delivery.id, connection: connection.name, lastError: delivery.last_error },
+        });
+        if (created)
+          await audit(trx, input.tenantId, 'delivery.escalated', `delivery/${delivery.id}`, {
+            taskId: task.id,
+            reason: input.reason,
+          });
+        return { taskId: task.id };
+      });
+    },
+
+    /** The stuck delivery arrived after all: its task is closed, nobody needs to act. */
+    async closeDeliveryTask(input: { tenantId: string; taskId: string }): Promise<void> {
+      await db.transaction().execute(async (trx) => {
+        const task = await tenantScope(trx, input.tenantId)
+          .selectFrom('tasks')
+          .selectAll()
+          .where('id', '=', input.taskId)
+          .forUpdate()
+          .executeTakeFirst();
+        if (!task || (task.status !== TASK_STATUS.open && task.status !== TASK_STATUS.claimed)) return;
+        await updateTask(trx, input.tenantId, input.taskId, {
+          status: TASK_STATUS.cancelled,
+          decision: { decision: 'delivered', comment: 'the result was delivered after all' },
+          completedAt: new Date(),
+        });
+        await audit(trx, input.tenantId, 'task.cancelled', `task/${input.taskId}`, {
+          reason: 'the result was delivered after all',
+        });
+      });
+    },
+  };
+}
+
+/**
+ * What a webhook receives: the event, the delivery id (the same on every retry) and the report as
+ * a FHIR R4 collection Bundle (DiagnosticReport, its Observations, the Patient), signed like every
+ * LabRelay request (`LabRelay-Signature`).
+ */
+export function webhookBody(result: ReleasedResult, deliveryId: string, tenantSlug: string) {
+  const resources = [
+    toDiagnosticReport(result.report),
+    ...result.observations.map(toObservation),
+    ...(result.patient ? [toPatient(result.patient)] : []),
+  ];
+  return {
+    event: 'result.released',
+    deliveryId,
+    tenant: tenantSlug,
+    reportId: result.report.id,
+    bundle: {
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: resources.map((resource) => ({ fullUrl: `urn:uuid:${resource.id}`, resource })),
+    },
+  };
+}
