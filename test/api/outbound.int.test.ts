@@ -135,6 +135,14 @@ async function startWebhookReceiver(status: () => number) {
   };
 }
 
+async function freePort(): Promise<number> {
+  const probe = createTcpServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
 describe('outbound delivery', () => {
   let lr: TestLabRelay;
   let oidc: Awaited<ReturnType<typeof startOidcServer>>;
@@ -465,6 +473,92 @@ describe('outbound delivery', () => {
     // Pulling only reads.
     expect(fhir.requests.filter((r) => r.method !== 'GET' && r.url.includes('ServiceRequest'))).toEqual([]);
   }, 90_000);
+
+  test('SMART Backend Services: LabRelay generates the key pair, the EHR registers its JWKS, deliveries authenticate with a signed assertion', async () => {
+    const cred = await createTenantWithCredential(lr.baseUrl, 'out-smart', SCOPES);
+    // The EHR's authorization server registers LabRelay only once it has LabRelay's public key.
+    const port = await freePort();
+    const tokenUrl = `http://127.0.0.1:${port}/token`;
+    let ehr: Awaited<ReturnType<typeof startOidcServer>> | null = null;
+    const ehrFhir = await startFhirServer({
+      checkToken: async (token: string | null) => !!token && !!ehr && !!(await ehr.verifyAccessToken(token)),
+    });
+    try {
+      const created = await admin<{ id: string; jwksUrl: string; publicJwks: unknown }>(
+        lr.baseUrl,
+        'POST',
+        '/v1/admin/tenants/out-smart/connections',
+        {
+          name: 'EHR FHIR (SMART)',
+          direction: 'outbound',
+          format: 'fhir',
+          environment: 'production',
+          endpoint: { url: ehrFhir.baseUrl },
+          auth: {
+            type: 'smart_backend',
+            tokenUrl,
+            clientId: 'labrelay-backend',
+            generateKey: 'ES384',
+            scope: 'system/*.cruds',
+          },
+        },
+      );
+      expect(created.jwksUrl).toMatch(new RegExp(`/v1/jwks/${created.id}$`));
+      const jwks = (await (await fetch(`${lr.baseUrl}/v1/jwks/${created.id}`)).json()) as {
+        keys: Record<string, unknown>[];
+      };
+      expect(jwks.keys).toHaveLength(1);
+      expect(jwks.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-384', alg: 'ES384', use: 'sig' });
+      expect(jwks.keys[0]).not.toHaveProperty('d');
+      expect(created.publicJwks).toEqual(jwks);
+      ehr = await startOidcServer({
+        port,
+        clients: [
+          {
+            client_id: 'labrelay-backend',
+            token_endpoint_auth_method: 'private_key_jwt',
+            jwks: jwks as never,
+          },
+        ],
+      });
+
+      await send(lr, cred, 'OUT-SMART-1');
+      const delivered = await waitForDelivery(lr, 'out-smart', 'delivered');
+      expect(delivered.attempts).toBe(1);
+      expect([...ehrFhir.store.keys()].filter((k) => k.startsWith('DiagnosticReport/'))).toHaveLength(1);
+
+      // A key the EHR never registered is refused; the delivery is dead-lettered at once, not retried.
+      const unregistered = await admin<{ id: string }>(
+        lr.baseUrl,
+        'POST',
+        '/v1/admin/tenants/out-smart/connections',
+        {
+          name: 'EHR FHIR (unregistered key)',
+          direction: 'outbound',
+          format: 'fhir',
+          environment: 'production',
+          endpoint: { url: ehrFhir.baseUrl },
+          auth: { type: 'smart_backend', tokenUrl, clientId: 'labrelay-other', generateKey: 'RS384' },
+        },
+      );
+      await send(lr, cred, 'OUT-SMART-2', { placer: 'ORD-5005', filler: 'FIL-6005' });
+      const refused = await waitForDelivery(lr, 'out-smart', 'dead_letter');
+      expect(refused).toMatchObject({ connection: 'EHR FHIR (unregistered key)', attempts: 1 });
+      expect(refused.deadLetterReason).toContain('invalid_client');
+      // A disabled connection's key set is no longer served.
+      await admin(
+        lr.baseUrl,
+        'DELETE',
+        `/v1/admin/tenants/out-smart/connections/${unregistered.id}`,
+        undefined,
+        204,
+      );
+      expect((await fetch(`${lr.baseUrl}/v1/jwks/${unregistered.id}`)).status).toBe(404);
+    } finally {
+      await ehrFhir.close();
+      await ehr?.close();
+    }
+  });
 
   test('connection settings are checked: an hl7v2 destination needs host and port; unknown auth is refused', async () => {
     await createTenantWithCredential(lr.baseUrl, 'out-bad', SCOPES);

@@ -20,9 +20,14 @@ const SYSTEM_SCOPES = [
  * form, private_key_jwt with RS384/ES384. `verifyAccessToken` lets a test resource server check the
  * tokens it is given (an expired one is refused).
  */
-export async function startOidcServer(options: { clients: OidcClient[]; accessTokenTtlSeconds?: number }) {
+export async function startOidcServer(options: {
+  clients: OidcClient[];
+  accessTokenTtlSeconds?: number;
+  /** A port chosen beforehand (the token URL was given out before the server could start). */
+  port?: number;
+}) {
   const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const provider = new Provider(issuer, {
     clients: options.clients.map((c) => ({

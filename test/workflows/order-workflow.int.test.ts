@@ -69,6 +69,9 @@ function recordingActivities(
     async releaseReport(ref: ReportRef) {
       calls.push(`release:${ref.reportId}`);
     },
+    async planReportDeliveries() {
+      return { deliveries: [] };
+    },
     async notifyPatient(input: { reportId: string; kind: string }) {
       calls.push(`notify:${input.reportId}:${input.kind}`);
       return { status: 'sent' };
