@@ -71,7 +71,9 @@ export class MllpClient {
     });
     const timer = setTimeout(() => {
       this.#drop(
-        new Error(`no ACK from ${this.#where} within ${Math.round(this.options.ackTimeoutMs / 1000)} s`),
+        new Error(
+          `no ACK from ${this.#where} within ${this.options.ackTimeoutMs < 1000 ? `${this.options.ackTimeoutMs} ms` : `${Math.round(this.options.ackTimeoutMs / 1000)} s`}`,
+        ),
       );
     }, this.options.ackTimeoutMs);
     try {
