@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { parseHl7 } from '../../adapters/hl7v2/message.ts';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
+import { expectValidSearchset } from '../support/fhir.ts';
 import { startFhirServer } from '../support/fhir-server.ts';
 import {
   admin,
@@ -227,6 +228,35 @@ describe('outbound delivery', () => {
     expect((await deliveriesOf(lr, 'out-fhir')).every((d) => d.attempts === 1)).toBe(true);
     // Every request the FHIR server took carried a valid token (it refuses the others with 401).
     expect(fhir.received.length).toBeGreaterThanOrEqual(2);
+  });
+
+  test('the tenant result API: Observation search by code, date, status and _lastUpdated, paged with _count', async () => {
+    const cred = await createTenantWithCredential(lr.baseUrl, 'out-api', SCOPES);
+    const before = new Date(Date.now() - 1000).toISOString();
+    await send(lr, cred, 'OUT-API-1');
+    await send(lr, cred, 'OUT-API-2', { placer: 'ORD-7007', filler: 'FIL-8007' });
+    const search = async (query: string) =>
+      (await getJson(lr.baseUrl, cred, `/v1/t/out-api/fhir/Observation?${query}`)).body;
+    await eventually(
+      async () => ((await search('code=2823-3')).total === 2 ? true : undefined),
+      30_000,
+      'both reports released',
+    );
+    const page1 = await search('code=http://loinc.org|2823-3&status=final&date=ge2026-11-22&_count=1');
+    expectValidSearchset(page1);
+    expect(page1.total).toBe(2);
+    expect(page1.entry).toHaveLength(1);
+    const next = page1.link.find((l: any) => l.relation === 'next').url as string;
+    const page2 = (await getJson(lr.baseUrl, cred, new URL(next).pathname + new URL(next).search)).body;
+    expect(page2.entry).toHaveLength(1);
+    expect(page2.entry[0].resource.id).not.toBe(page1.entry[0].resource.id);
+    expect((await search(`_lastUpdated=gt${before}`)).total).toBe(6);
+    expect((await search('_lastUpdated=gt2099-01-01')).total).toBe(0);
+    expect((await search('date=lt2026-01-01')).total).toBe(0);
+    expect((await search('status=preliminary')).total).toBe(0);
+    const bad = await getJson(lr.baseUrl, cred, '/v1/t/out-api/fhir/Observation?date=yesterday');
+    expect(bad.status).toBe(400);
+    expect(bad.body.resourceType).toBe('OperationOutcome');
   });
 
   test('HL7 over MLLP: AA delivers, AE is retried, AR dead-letters; a critical dead letter goes to a person; re-send delivers', async () => {
