@@ -1,5 +1,4 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { Transaction } from 'kysely';
 import { toDeliveryBundle, deliveryOutcome } from '../adapters/fhir/outbound.ts';
 import {
   toDiagnosticReport,
@@ -12,7 +11,6 @@ import { toOruR01 } from '../adapters/hl7v2/oru-out.ts';
 import { TokenError, TokenProvider } from '../adapters/oauth/token-client.ts';
 import { openSecret } from '../api/security/secret-box.ts';
 import { signBody } from '../api/security/keys.ts';
-import { appendAudit } from '../db/audit.ts';
 import {
   DELIVERY_STATUS,
   findDelivery,
@@ -22,9 +20,9 @@ import {
 } from '../db/deliveries.ts';
 import { loadReleasedResult } from '../db/result-views.ts';
 import { REPORT_STAGE } from '../db/results.ts';
-import type { Connection, Database, RecordedRoutingDecision } from '../db/schema.ts';
+import type { Connection, Delivery, RecordedRoutingDecision } from '../db/schema.ts';
 import { openTask, updateTask } from '../db/tasks.ts';
-import { tenantScope } from '../db/tenant-scope.ts';
+import { tenantScope, type Db } from '../db/tenant-scope.ts';
 import {
   ACK_OUTCOME,
   type AckOutcome,
@@ -32,9 +30,8 @@ import {
   type OutboundAuth,
 } from '../domain/outbound.ts';
 import { TASK_KIND, TASK_PRIORITY, TASK_STATUS } from '../domain/tasks.ts';
-import { loadTenant, type ActivityDeps, type ReportRef } from './deps.ts';
+import { auditStep, loadTenant, type ActivityDeps, type ReportRef } from './deps.ts';
 
-const ACTOR = 'workflow';
 /** Attempts before a delivery is dead-lettered, unless the connection says otherwise. */
 export const DEFAULT_MAX_ATTEMPTS = 8;
 /** Minutes a critical result may wait for its delivery before a person is asked to make sure. */
@@ -67,20 +64,28 @@ function permanent(message: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(message, 'DeliveryRefused');
 }
 
+/** A delivery and the connection it goes through; a delivery that does not exist fails for good. */
+async function loadDelivery(
+  db: Db,
+  ref: DeliveryRef,
+): Promise<{ delivery: Delivery; connection: Connection }> {
+  const delivery = await findDelivery(db, ref.tenantId, ref.deliveryId);
+  if (!delivery)
+    throw ApplicationFailure.nonRetryable(`delivery ${ref.deliveryId} does not exist`, 'DeliveryNotFound');
+  const connection = await tenantScope(db, ref.tenantId)
+    .selectFrom('connections')
+    .selectAll()
+    .where('id', '=', delivery.connection_id)
+    .executeTakeFirstOrThrow();
+  return { delivery, connection };
+}
+
 /** The delivery side of the workflows: planning, one attempt, dead letter, a person when it is stuck. */
 export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps) {
   const tokens = new TokenProvider();
   const mllp = new MllpClientPool();
 
-  async function audit(
-    trx: Transaction<Database>,
-    tenantId: string,
-    action: string,
-    subject: string,
-    details: Record<string, unknown> = {},
-  ) {
-    await appendAudit(trx, { tenantId, actor: ACTOR, action, subject, details });
-  }
+  const audit = auditStep;
 
   /** Sandbox or production: a key issued for the sandbox, or the connection the message came by. */
   async function environmentOfReport(tenantId: string, messageId: string): Promise<string> {
@@ -315,17 +320,7 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
 
     /** Marks a delivery under way and says how hard to try: its connection's attempts, critical or not. */
     async beginDelivery(input: DeliveryRef & { workflowId: string }): Promise<DeliveryPlan> {
-      const delivery = await findDelivery(db, input.tenantId, input.deliveryId);
-      if (!delivery)
-        throw ApplicationFailure.nonRetryable(
-          `delivery ${input.deliveryId} does not exist`,
-          'DeliveryNotFound',
-        );
-      const connection = await tenantScope(db, input.tenantId)
-        .selectFrom('connections')
-        .select('settings')
-        .where('id', '=', delivery.connection_id)
-        .executeTakeFirstOrThrow();
+      const { delivery, connection } = await loadDelivery(db, input);
       const settings = connection.settings as ConnectionSettings;
       if (delivery.status === DELIVERY_STATUS.pending)
         await updateDelivery(db, input.tenantId, input.deliveryId, {
@@ -346,20 +341,10 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
      * was sent and what came back. Throws to retry; a permanent refusal is non-retryable.
      */
     async deliverReport(input: DeliveryRef): Promise<{ remoteReference: string | null }> {
-      const delivery = await findDelivery(db, input.tenantId, input.deliveryId);
-      if (!delivery)
-        throw ApplicationFailure.nonRetryable(
-          `delivery ${input.deliveryId} does not exist`,
-          'DeliveryNotFound',
-        );
+      const { delivery, connection } = await loadDelivery(db, input);
       if (delivery.status === DELIVERY_STATUS.delivered)
         return { remoteReference: delivery.remote_reference };
       const tenant = await loadTenant(db, input.tenantId);
-      const connection = await tenantScope(db, input.tenantId)
-        .selectFrom('connections')
-        .selectAll()
-        .where('id', '=', delivery.connection_id)
-        .executeTakeFirstOrThrow();
       if (connection.disabled_at) throw permanent(`the connection ${connection.name} was disabled`);
       const result = await loadReleasedResult(db, tenant, delivery.report_id);
       if (!result) throw permanent(`report ${delivery.report_id} no longer exists`);
@@ -423,17 +408,7 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
       input: DeliveryRef & { workflowId: string; reason: string },
     ): Promise<{ taskId: string }> {
       return db.transaction().execute(async (trx) => {
-        const delivery = await findDelivery(trx, input.tenantId, input.deliveryId);
-        if (!delivery)
-          throw ApplicationFailure.nonRetryable(
-            `delivery ${input.deliveryId} does not exist`,
-            'DeliveryNotFound',
-          );
-        const connection = await tenantScope(trx, input.tenantId)
-          .selectFrom('connections')
-          .select('name')
-          .where('id', '=', delivery.connection_id)
-          .executeTakeFirstOrThrow();
+        const { delivery, connection } = await loadDelivery(trx, input);
         const { task, created } = await openTask(trx, {
           tenantId: input.tenantId,
           dedupeKey: `delivery/${delivery.id}/${delivery.sends}`,

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { appendAudit } from '../db/audit.ts';
 import { ensureCriticalResult } from '../db/critical-results.ts';
 import { ensureOrder, findOrder, ORDER_STATUS, setOrderStatus, type OrderStatus } from '../db/orders.ts';
 import {
@@ -60,7 +59,7 @@ import {
   type ReviewDecision,
 } from '../domain/tasks.ts';
 import { turnaroundMinutesFor } from '../domain/turnaround.ts';
-import { loadReport, loadTenant, type ActivityDeps, type ReportRef } from './deps.ts';
+import { auditStep, loadReport, loadTenant, type ActivityDeps, type ReportRef } from './deps.ts';
 
 const FINAL_STATUSES: string[] = [
   RESULT_STATUS.final,
@@ -79,8 +78,6 @@ export interface TaskCheck {
   decision: Record<string, unknown> | null;
 }
 
-const WORKFLOW_ACTOR = 'workflow';
-
 /** The forward path of an order; `corrected` and `cancelled` stand outside it. */
 const ORDER_PROGRESS: OrderStatus[] = [
   ORDER_STATUS.ordered,
@@ -93,15 +90,7 @@ const ORDER_PROGRESS: OrderStatus[] = [
 
 /** The order workflow's side effects, one function each, each safe to run twice. */
 export function createOrderActivities({ db, logger }: ActivityDeps) {
-  async function audit(
-    trx: Transaction<Database>,
-    tenantId: string,
-    action: string,
-    subject: string,
-    details: Record<string, unknown> = {},
-  ) {
-    await appendAudit(trx, { tenantId, actor: WORKFLOW_ACTOR, action, subject, details });
-  }
+  const audit = auditStep;
 
   async function orderStatus(tenantId: string, orderKey: string, status: OrderStatus, detail?: string) {
     await db.transaction().execute(async (trx) => {

@@ -52,7 +52,7 @@ const mllp = createTcpServer((socket) => {
 });
 await new Promise<void>((resolve) => mllp.listen(0, '127.0.0.1', resolve));
 
-const postgres = await startTestPostgres({ durable: process.env.BENCH_DURABLE !== "off" });
+const postgres = await startTestPostgres({ durable: process.env.BENCH_DURABLE !== 'off' });
 const temporal = await startTemporalDevServer({ settings: readTemporalDevSettings(), dbFile: null });
 const dataDir = mkdtempSync(path.join(tmpdir(), 'labrelay-bench-'));
 const databaseUrl = process.env.BENCH_DATABASE_URL ?? (await createTestDatabase(postgres.adminUrl));

@@ -1,5 +1,6 @@
 import { Hono, type Context } from 'hono';
 import { html } from 'hono/html';
+import { htmlPage } from './html-page.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { acknowledgeCriticalResult, describeAckLink } from '../lifecycle.ts';
@@ -83,53 +84,15 @@ function form(link: Link, problem?: string) {
     <p class="small">The link works once and expires ${link.expiresAt}.</p>`;
 }
 
+const ACK_PAGE_STYLE = `
+  label { display: block; margin-top: 1rem; font-weight: 600; }
+  input { width: 100%; padding: 0.5rem; font-size: 1rem; box-sizing: border-box; }
+  button { margin-top: 1.5rem; padding: 0.6rem 1.2rem; font-size: 1rem; }
+  .problem { color: #a00; font-weight: 600; }
+  .small { color: #555; font-size: 0.9rem; }`;
+
 function page(title: string, content: unknown) {
-  return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${title} · LabRelay</title>
-        <style>
-          body {
-            font:
-              16px/1.5 system-ui,
-              sans-serif;
-            max-width: 36rem;
-            margin: 2rem auto;
-            padding: 0 1rem;
-          }
-          label {
-            display: block;
-            margin-top: 1rem;
-            font-weight: 600;
-          }
-          input {
-            width: 100%;
-            padding: 0.5rem;
-            font-size: 1rem;
-            box-sizing: border-box;
-          }
-          button {
-            margin-top: 1.5rem;
-            padding: 0.6rem 1.2rem;
-            font-size: 1rem;
-          }
-          .problem {
-            color: #a00;
-            font-weight: 600;
-          }
-          .small {
-            color: #555;
-            font-size: 0.9rem;
-          }
-        </style>
-      </head>
-      <body>
-        <h1>${title}</h1>
-        ${content}
-      </body>
-    </html>`;
+  return htmlPage(title, content, { style: ACK_PAGE_STYLE });
 }
 
 function errorPage(c: Context<AppEnv>, error: unknown) {

@@ -7,6 +7,7 @@ import { insertSmartLaunch, takeSmartLaunch } from '../../db/smart-launches.ts';
 import { findTenantBySlug } from '../../db/tenants.ts';
 import type { OutboundAuth } from '../../domain/outbound.ts';
 import type { AppEnv } from '../env.ts';
+import { htmlPage } from './html-page.ts';
 import { openSecret } from '../security/secret-box.ts';
 
 /**
@@ -281,48 +282,13 @@ function resultsPage(patient: Record<string, any>, observations: Record<string, 
   );
 }
 
+const RESULTS_STYLE = `
+  table { border-collapse: collapse; width: 100%; }
+  th, td { text-align: left; padding: 0.4rem 0.6rem; border-bottom: 1px solid #ddd; }
+  caption { text-align: left; font-weight: 600; margin-bottom: 0.5rem; }
+  tr.abnormal td { background: #fff6d6; }
+  tr.critical td { background: #ffe0e0; }`;
+
 function page(title: string, content: unknown) {
-  return html`<!doctype html>
-    <html lang="en">
-      <head>
-        <meta charset="utf-8" />
-        <meta name="viewport" content="width=device-width, initial-scale=1" />
-        <title>${title} · LabRelay</title>
-        <style>
-          body {
-            font:
-              16px/1.5 system-ui,
-              sans-serif;
-            max-width: 52rem;
-            margin: 2rem auto;
-            padding: 0 1rem;
-          }
-          table {
-            border-collapse: collapse;
-            width: 100%;
-          }
-          th,
-          td {
-            text-align: left;
-            padding: 0.4rem 0.6rem;
-            border-bottom: 1px solid #ddd;
-          }
-          caption {
-            text-align: left;
-            font-weight: 600;
-            margin-bottom: 0.5rem;
-          }
-          tr.abnormal td {
-            background: #fff6d6;
-          }
-          tr.critical td {
-            background: #ffe0e0;
-          }
-        </style>
-      </head>
-      <body>
-        <h1>${title}</h1>
-        ${content}
-      </body>
-    </html>`;
+  return htmlPage(title, content, { maxWidth: '52rem', style: RESULTS_STYLE });
 }

@@ -13,6 +13,7 @@ import {
   eventually,
   getJson,
   postHl7,
+  freePort,
   startTestLabRelay,
   type TenantCredential,
   type TestLabRelay,
@@ -134,14 +135,6 @@ async function startWebhookReceiver(status: () => number) {
       await new Promise((resolve) => server.close(resolve));
     },
   };
-}
-
-async function freePort(): Promise<number> {
-  const probe = createTcpServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 describe('outbound delivery', () => {

@@ -1,21 +1,9 @@
-import { mkdirSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startSmartEhr } from '../support/smart-ehr.ts';
-import { admin, startTestLabRelay, testEnv, type TestLabRelay } from '../support/labrelay.ts';
-
-const SCREENSHOTS = path.resolve(import.meta.dirname, '..', '..', 'test-results', 'screenshots');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
+import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
+import { admin, freePort, startTestLabRelay, testEnv, type TestLabRelay } from '../support/labrelay.ts';
 
 describe('SMART on FHIR EHR launch of the read-only results app', () => {
   let lr: TestLabRelay;
@@ -24,7 +12,6 @@ describe('SMART on FHIR EHR launch of the read-only results app', () => {
   const slug = 'smart-hosp';
 
   beforeAll(async () => {
-    mkdirSync(SCREENSHOTS, { recursive: true });
     // The callback URL is registered with the EHR before LabRelay starts: its port is chosen first.
     const port = await freePort();
     const publicUrl = `http://127.0.0.1:${port}`;
@@ -43,17 +30,7 @@ describe('SMART on FHIR EHR launch of the read-only results app', () => {
       auth: { type: 'smart_launch', clientId: 'labrelay-app', clientSecret: 'app-secret-0123456789' },
     });
     expect(JSON.stringify(created)).not.toContain('app-secret');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
   }, 120_000);
 
   afterAll(async () => {

@@ -1,6 +1,7 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import { inject } from 'vitest';
 import { pino } from 'pino';
@@ -209,4 +210,13 @@ export async function waitForMessageStatus(
     timeoutMs,
     `message ${messageId} to be ${status}`,
   );
+}
+
+/** A TCP port free right now on 127.0.0.1 (for a URL that must be known before its server starts). */
+export async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }
