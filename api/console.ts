@@ -17,6 +17,8 @@ export interface ConsoleServices {
   checkAdminToken(candidate: string): boolean;
   /** Where senders reach this LabRelay: the public HTTP URL and the MLLP listener. */
   endpoints(): { publicUrl: string; mllpPort: number | null; mllpTls: boolean };
+  /** Re-sends a delivery (the same rule as the admin API); throws AppError (404, 409, 503). */
+  resendDelivery(tenantSlug: string, deliveryId: string, actor: string, reason: string | null): Promise<void>;
 }
 
 export const CONSOLE_BUILD_DIR = path.join(import.meta.dirname, '..', 'console', 'build');
@@ -33,6 +35,7 @@ export async function loadConsole(input: {
   masterKey: Buffer;
   adminToken: string;
   endpoints: ConsoleServices['endpoints'];
+  resendDelivery: ConsoleServices['resendDelivery'];
 }): Promise<MiddlewareHandler<AppEnv>> {
   const handlerFile = path.join(CONSOLE_BUILD_DIR, 'handler.js');
   if (!existsSync(handlerFile))
@@ -46,6 +49,7 @@ export async function loadConsole(input: {
       .digest(),
     checkAdminToken: (candidate) => isAdminToken(candidate, input.adminToken),
     endpoints: input.endpoints,
+    resendDelivery: input.resendDelivery,
   };
   (globalThis as Record<symbol, unknown>)[Symbol.for('labrelay.console.services')] = services;
   // adapter-node reads its settings from prefixed variables; we tell it which header carries the protocol.

@@ -25,6 +25,9 @@ import {
 } from './temporal.ts';
 import { createWorkflowStarter } from './workflow-starter.ts';
 import { runPullers } from './intake/pull.ts';
+import { resendDelivery } from './deliveries.ts';
+import { AppError } from './errors.ts';
+import { findTenantBySlug } from '../db/tenants.ts';
 
 export type Role = 'all' | 'api' | 'worker';
 
@@ -186,6 +189,11 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
             masterKey: config.masterKey,
             adminToken: config.adminToken,
             endpoints: () => ({ publicUrl: config.publicUrl, mllpPort, mllpTls: Boolean(config.mllpTls) }),
+            async resendDelivery(slug, id, actor, reason) {
+              const tenant = await findTenantBySlug(database.db, slug);
+              if (!tenant) throw new AppError('not_found', `there is no tenant ${slug}`);
+              await resendDelivery(services, tenant, id, actor, reason);
+            },
           });
         } catch (error) {
           if (options.console === true) throw error;

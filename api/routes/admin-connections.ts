@@ -4,18 +4,13 @@ import { importJWK } from 'jose';
 import { generateSigningKey, publicJwks } from '../../adapters/oauth/token-client.ts';
 import { appendAudit } from '../../db/audit.ts';
 import { insertConnection, listConnections } from '../../db/connections.ts';
-import {
-  DELIVERY_STATUS,
-  findDelivery,
-  listDeliveries,
-  lockDelivery,
-  updateDelivery,
-} from '../../db/deliveries.ts';
+import { listDeliveries } from '../../db/deliveries.ts';
 import type { Connection, Delivery } from '../../db/schema.ts';
 import { tenantScope } from '../../db/tenant-scope.ts';
 import type { OutboundAuth } from '../../domain/outbound.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
+import { resendDelivery } from '../deliveries.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
 import { openSecret, sealSecret } from '../security/secret-box.ts';
 import { validationHook } from '../validation.ts';
@@ -446,43 +441,7 @@ export function adminConnectionRoutes() {
       const { slug, id } = c.req.valid('param');
       const reason = (c.req.valid('json') as { reason?: string } | undefined)?.reason ?? null;
       const tenant = await requireTenant(services.db, slug);
-      const before = await services.db.transaction().execute(async (trx) => {
-        const delivery = await lockDelivery(trx, tenant.id, id);
-        if (!delivery) throw new AppError('not_found', `tenant ${slug} has no delivery ${id}`);
-        if (delivery.status !== DELIVERY_STATUS.deadLetter && delivery.status !== DELIVERY_STATUS.delivered)
-          throw new AppError('conflict', `delivery ${id} is ${delivery.status}; wait for it to finish`);
-        const workflowId = `delivery/${id}/${delivery.sends + 1}`;
-        await updateDelivery(trx, tenant.id, id, {
-          status: DELIVERY_STATUS.pending,
-          resent: true,
-          workflowId,
-          lastError: null,
-          deadLetterReason: null,
-        });
-        await appendAudit(trx, {
-          tenantId: tenant.id,
-          actor: 'admin',
-          action: 'delivery.resent',
-          subject: `delivery/${id}`,
-          details: { reportId: delivery.report_id, previousStatus: delivery.status, reason },
-        });
-        return { delivery, workflowId };
-      });
-      try {
-        await services.starter.startDelivery(tenant.id, id, before.workflowId);
-      } catch (error) {
-        // Nothing may hang as "pending" without a workflow: put the delivery back as it was.
-        await updateDelivery(services.db, tenant.id, id, {
-          status: before.delivery.status as 'dead_letter' | 'delivered',
-          deadLetterReason: before.delivery.dead_letter_reason,
-          lastError: `re-send could not start: ${(error as Error).message}`,
-        });
-        throw new AppError(
-          'unavailable',
-          'Temporal is not reachable; the delivery was not sent again, try later',
-        );
-      }
-      const row = (await findDelivery(services.db, tenant.id, id))!;
+      const row = await resendDelivery(services, tenant, id, 'admin', reason);
       const [named] = await listDeliveries(services.db, tenant.id, { limit: 1, offset: 0, ids: [id] });
       return c.json(deliveryOut(row, named?.connection_name ?? '', named?.connection_format ?? ''), 202);
     },

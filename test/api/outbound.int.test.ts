@@ -439,13 +439,13 @@ describe('outbound delivery', () => {
       direction: 'outbound',
       format: 'fhir',
       environment: 'production',
-      endpoint: { url: 'http://127.0.0.1:9/fhir' },
+      endpoint: { url: `http://127.0.0.1:${await freePort()}/fhir` },
       settings: { maxAttempts: 2 },
     });
     await send(lr, cred, 'OUT-DOWN-1');
     const dead = await waitForDelivery(lr, 'out-down', 'dead_letter');
     expect(dead.attempts).toBe(2);
-    expect(dead.deadLetterReason).toMatch(/could not be reached/);
+    expect(dead.deadLetterReason).toMatch(/could not be reached: .*ECONNREFUSED/);
   });
 
   test('pull: new ServiceRequests on the hospital FHIR server become orders, each once', async () => {

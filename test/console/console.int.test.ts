@@ -5,7 +5,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
 import {
   ADMIN_TOKEN,
+  admin,
   createTenantWithCredential,
+  eventually,
+  freePort,
   postHl7,
   startTestLabRelay,
   waitForMessageStatus,
@@ -26,6 +29,15 @@ describe('console in a real browser', () => {
 
   test('an admin signs in with the token and sees tenants and recent messages with their status', async () => {
     const cred = await createTenantWithCredential(lr.baseUrl, 'consolelab');
+    // A destination that is down: the result's delivery is dead-lettered after its one attempt.
+    await admin(lr.baseUrl, 'POST', '/v1/admin/tenants/consolelab/connections', {
+      name: 'Hospital webhook',
+      direction: 'outbound',
+      format: 'webhook',
+      environment: 'production',
+      endpoint: { url: `http://127.0.0.1:${await freePort()}/results` },
+      settings: { maxAttempts: 1 },
+    });
     const response = await postHl7(lr.baseUrl, cred, basicMetabolicPanel({ controlId: 'CONSOLE-1' }));
     await waitForMessageStatus(lr.baseUrl, cred, response.headers.get('labrelay-message-id')!, 'delivered');
 
@@ -51,7 +63,7 @@ describe('console in a real browser', () => {
     await page.screenshot({ path: path.join(SCREENSHOTS, 'overview.png'), fullPage: true });
 
     // The tenant's own endpoints, credentials and sample requests, one click from the overview.
-    await page.getByRole('link', { name: 'consolelab' }).click();
+    await page.getByRole('link', { name: 'consolelab', exact: true }).click();
     await page.getByRole('heading', { name: /Endpoints of/ }).waitFor();
     const http = page.getByRole('region', { name: 'HTTP endpoints' });
     expect(await http.textContent()).toContain(`/v1/t/consolelab/hl7`);
@@ -64,6 +76,44 @@ describe('console in a real browser', () => {
     );
     await page.screenshot({ path: path.join(SCREENSHOTS, 'tenant-endpoints.png'), fullPage: true });
     await page.goBack();
+
+    // The dead letter, with its reason, and a re-send that goes through the same rule as the API.
+    await eventually(
+      async () => {
+        const { deliveries } = await admin<{ deliveries: { status: string }[] }>(
+          lr.baseUrl,
+          'GET',
+          '/v1/admin/tenants/consolelab/deliveries?status=dead_letter',
+          undefined,
+          200,
+        );
+        return deliveries.length === 1 ? true : undefined;
+      },
+      30_000,
+      'the dead letter',
+    );
+    await page.getByRole('link', { name: 'Deliveries of consolelab' }).click();
+    await page.getByRole('heading', { name: /Deliveries of/ }).waitFor();
+    const row = page
+      .getByRole('region', { name: 'Deliveries' })
+      .getByRole('row', { name: /Hospital webhook/ });
+    expect(await row.textContent()).toMatch(/dead letter.*1 \/ 1.*could not be reached/s);
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'deliveries.png'), fullPage: true });
+    await page.getByRole('button', { name: 'Re-send delivery to Hospital webhook' }).click();
+    await expect.poll(() => page.getByRole('status').textContent()).toContain('Sending again');
+    await expect
+      .poll(
+        async () => {
+          await page.reload();
+          return page
+            .getByRole('region', { name: 'Deliveries' })
+            .getByRole('row', { name: /Hospital webhook/ })
+            .textContent();
+        },
+        { timeout: 30_000 },
+      )
+      .toMatch(/dead letter.*2 \/ 1/s);
+    await page.goto(`${lr.baseUrl}/`);
 
     const cookies = await page.context().cookies();
     const session = cookies.find((c) => c.name === 'labrelay_session');

@@ -8,6 +8,7 @@ import {
   TokenProvider,
 } from '../../../adapters/oauth/token-client.ts';
 import type { OutboundAuth } from '../../../domain/outbound.ts';
+import { freePort } from '../../support/labrelay.ts';
 import { startOidcServer } from '../../support/oidc-server.ts';
 
 describe('TokenProvider against a real OAuth server (oidc-provider)', () => {
@@ -139,6 +140,7 @@ describe('TokenProvider against a real OAuth server (oidc-provider)', () => {
     const url = `http://127.0.0.1:${(unavailable.address() as AddressInfo).port}/token`;
     try {
       const tokens = new TokenProvider();
+      const closed = `http://127.0.0.1:${await freePort()}/token`;
       await expect(
         tokens.authorization('x', { ...basic(), tokenUrl: url } as OutboundAuth),
       ).rejects.toMatchObject({
@@ -146,12 +148,13 @@ describe('TokenProvider against a real OAuth server (oidc-provider)', () => {
         retryable: true,
       });
       await expect(
-        tokens.authorization('y', { ...basic(), tokenUrl: 'http://127.0.0.1:9/token' } as OutboundAuth),
+        tokens.authorization('y', { ...basic(), tokenUrl: closed } as OutboundAuth),
       ).rejects.toBeInstanceOf(TokenError);
       await expect(
-        tokens.authorization('y', { ...basic(), tokenUrl: 'http://127.0.0.1:9/token' } as OutboundAuth),
+        tokens.authorization('y', { ...basic(), tokenUrl: closed } as OutboundAuth),
       ).rejects.toMatchObject({
         retryable: true,
+        message: expect.stringContaining('ECONNREFUSED'),
       });
     } finally {
       unavailable.close();
