@@ -47,7 +47,10 @@ export async function resendDelivery(
       deadLetterReason: before.delivery.dead_letter_reason,
       lastError: `re-send could not start: ${(error as Error).message}`,
     });
-    throw new AppError('unavailable', 'Temporal is not reachable; the delivery was not sent again, try later');
+    throw new AppError(
+      'unavailable',
+      'Temporal is not reachable; the delivery was not sent again, try later',
+    );
   }
   return (await findDelivery(services.db, tenant.id, id))!;
 }
