@@ -36,7 +36,8 @@ import { auditStep, loadTenant, type ActivityDeps, type ReportRef } from './deps
 export const DEFAULT_MAX_ATTEMPTS = 8;
 /** Minutes a critical result may wait for its delivery before a person is asked to make sure. */
 export const CRITICAL_DELIVERY_MINUTES = 15;
-const HTTP_TIMEOUT_MS = 30_000;
+/** How long a destination may take to answer one attempt, unless the connection says otherwise. */
+const DEFAULT_TIMEOUT_SECONDS = 30;
 /** What we keep of a destination's answer (enough to read an OperationOutcome or an ACK). */
 const KEEP_RESPONSE_CHARS = 4000;
 
@@ -100,6 +101,10 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
     return row?.environment ?? 'production';
   }
 
+  function timeoutOf(connection: Connection): number {
+    return (connection.settings as ConnectionSettings).timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
+  }
+
   function authOf(connection: Connection): OutboundAuth {
     if (!connection.auth_encrypted) return { type: 'none' };
     return JSON.parse(
@@ -115,6 +120,7 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
     headers: Record<string, string>,
   ): Promise<{ status: number; text: string }> {
     const auth = authOf(connection);
+    const seconds = timeoutOf(connection);
     for (let attempt = 0; ; attempt++) {
       let authorization: string | null;
       try {
@@ -130,10 +136,12 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
           method: 'POST',
           body,
           headers: { ...headers, ...(authorization ? { authorization } : {}) },
-          signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
+          signal: AbortSignal.timeout(seconds * 1000),
           redirect: 'manual',
         });
       } catch (error) {
+        if (error instanceof Error && error.name === 'TimeoutError')
+          throw new Error(`${url} did not answer within ${seconds} s`, { cause: error });
         const cause =
           error instanceof Error
             ? error.cause instanceof Error
@@ -142,7 +150,12 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
             : String(error);
         throw new Error(`${url} could not be reached: ${cause}`, { cause: error });
       }
-      const text = (await response.text()).slice(0, KEEP_RESPONSE_CHARS);
+      let text: string;
+      try {
+        text = (await response.text()).slice(0, KEEP_RESPONSE_CHARS);
+      } catch (error) {
+        throw new Error(`${url} did not finish its answer within ${seconds} s`, { cause: error });
+      }
       // An expired or revoked token: drop it and try once more with a fresh one.
       if (response.status === 401 && attempt === 0 && auth.type !== 'none') {
         tokens.invalidate(connection.id);
@@ -221,7 +234,11 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
       at: new Date(),
       processingId: connection.environment === 'sandbox' ? 'T' : 'P',
     });
-    const client = mllp.get(connection.id, { host: endpoint.host, port: endpoint.port });
+    const client = mllp.get(connection.id, {
+      host: endpoint.host,
+      port: endpoint.port,
+      ackTimeoutMs: timeoutOf(connection) * 1000,
+    });
     const ack = await client.send(payload);
     const response = ack.ack;
     if (ack.code === 'AA') return { payload, response, remoteReference: controlId };

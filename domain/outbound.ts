@@ -14,6 +14,8 @@ export interface ConnectionSettings {
   onApplicationReject?: AckOutcome;
   /** Attempts before a delivery is dead-lettered (default 8). */
   maxAttempts?: number;
+  /** Seconds one attempt may wait for the destination's answer (HTTP or ACK; default 30). */
+  timeoutSeconds?: number;
   /** HL7 MSH-3/MSH-4 we send as, MSH-5/MSH-6 we send to. */
   sendingApplication?: string;
   sendingFacility?: string;

@@ -82,6 +82,13 @@ const SettingsBody = z
       description: 'HL7 MSA-1 AR means (default dead_letter)',
     }),
     maxAttempts: z.number().int().min(1).max(100).optional().openapi({ description: 'Default 8' }),
+    timeoutSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(120)
+      .optional()
+      .openapi({ description: 'Seconds one attempt waits for the answer (HTTP or ACK); default 30' }),
     sendingApplication: z.string().min(1).max(180).optional(),
     sendingFacility: z.string().min(1).max(180).optional(),
     receivingApplication: z.string().min(1).max(180).optional(),

@@ -448,6 +448,38 @@ describe('outbound delivery', () => {
     expect(dead.deadLetterReason).toMatch(/could not be reached: .*ECONNREFUSED/);
   });
 
+  test('a FHIR server slower than the connection allows: the attempt gives up and the next one delivers', async () => {
+    const cred = await createTenantWithCredential(lr.baseUrl, 'out-slow', SCOPES);
+    const slow = await startFhirServer();
+    try {
+      await admin(lr.baseUrl, 'POST', '/v1/admin/tenants/out-slow/connections', {
+        name: 'Slow FHIR',
+        direction: 'outbound',
+        format: 'fhir',
+        environment: 'production',
+        endpoint: { url: slow.baseUrl },
+        settings: { timeoutSeconds: 1, maxAttempts: 3 },
+      });
+      slow.delayNext(2500);
+      await send(lr, cred, 'OUT-SLOW-1');
+      const delivered = await waitForDelivery(lr, 'out-slow', 'delivered');
+      expect(delivered.attempts).toBe(2);
+      const detail = await admin<{ lastError: string | null; response: string }>(
+        lr.baseUrl,
+        'GET',
+        `/v1/admin/tenants/out-slow/deliveries/${delivered.id}`,
+        undefined,
+        200,
+      );
+      expect(detail.response).toMatch(/^200 /);
+      // The slow first request was stored by the server after all: the retry updated it, no duplicate.
+      await new Promise((r) => setTimeout(r, 1500));
+      expect([...slow.store.keys()].filter((k) => k.startsWith('DiagnosticReport/'))).toHaveLength(1);
+    } finally {
+      await slow.close();
+    }
+  });
+
   test('pull: new ServiceRequests on the hospital FHIR server become orders, each once', async () => {
     const cred = await createTenantWithCredential(lr.baseUrl, 'pull-orders', SCOPES);
     fhir.seed({

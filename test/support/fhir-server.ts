@@ -56,6 +56,7 @@ export async function startFhirServer(
   const received: Resource[] = [];
   const requests: { method: string; url: string }[] = [];
   let failures: { status: number; body?: unknown }[] = [];
+  let delays: number[] = [];
   let clock = Date.now();
 
   function stamp(resource: Resource): Resource {
@@ -157,6 +158,8 @@ export async function startFhirServer(
       if (!(await options.checkToken(token)))
         return answer(401, outcome(401, 'invalid or expired token').body);
     }
+    const delay = delays.shift();
+    if (delay) await new Promise((r) => setTimeout(r, delay));
     const failure = failures.shift();
     if (failure)
       return answer(failure.status, failure.body ?? outcome(failure.status, 'failing on purpose').body);
@@ -238,6 +241,10 @@ export async function startFhirServer(
     /** The next `times` requests are answered `status`. */
     failNext(status: number, times = 1, body?: unknown) {
       failures = [...failures, ...Array.from({ length: times }, () => ({ status, body }))];
+    },
+    /** The next `times` requests are answered only after `ms`. */
+    delayNext(ms: number, times = 1) {
+      delays = [...delays, ...Array.from({ length: times }, () => ms)];
     },
     async close() {
       server.closeAllConnections();
