@@ -219,7 +219,7 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
     result: ReleasedResult,
     delivery: { id: string; sends: number },
   ): Promise<Sent> {
-    const endpoint = connection.endpoint as { host?: unknown; port?: unknown } | null;
+    const endpoint = connection.endpoint as { host?: unknown; port?: unknown; tls?: { ca?: string } } | null;
     if (typeof endpoint?.host !== 'string' || typeof endpoint.port !== 'number')
       throw permanent(`connection ${connection.name} has no MLLP host and port`);
     const settings = connection.settings as ConnectionSettings;
@@ -238,6 +238,9 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
       host: endpoint.host,
       port: endpoint.port,
       ackTimeoutMs: timeoutOf(connection) * 1000,
+      ...(endpoint.tls
+        ? { tls: { ...(endpoint.tls.ca ? { ca: endpoint.tls.ca } : {}), rejectUnauthorized: true } }
+        : {}),
     });
     const ack = await client.send(payload);
     const response = ack.ack;

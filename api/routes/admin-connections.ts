@@ -117,7 +117,26 @@ const ConnectionBody = z
     endpoint: z
       .union([
         z.object({ url: Url }).strict(),
-        z.object({ host: z.string().min(1), port: z.number().int().min(1).max(65535) }).strict(),
+        z
+          .object({
+            host: z.string().min(1),
+            port: z.number().int().min(1).max(65535),
+            tls: z
+              .object({
+                ca: z
+                  .string()
+                  .regex(/-----BEGIN CERTIFICATE-----/, 'a PEM certificate')
+                  .max(100_000)
+                  .optional()
+                  .openapi({
+                    description: 'PEM of the CA (or self-signed certificate) to trust; default: system CAs',
+                  }),
+              })
+              .strict()
+              .optional()
+              .openapi({ description: 'MLLP over TLS to this destination' }),
+          })
+          .strict(),
       ])
       .optional(),
     auth: AuthBody.optional(),
@@ -151,6 +170,13 @@ const ConnectionBody = z
       issue('format', 'a pull connection reads a FHIR server: format fhir with endpoint {url}');
     if (v.auth?.type === 'smart_launch' && v.direction !== 'pull')
       issue('auth', 'smart_launch belongs to a pull connection (the EHR LabRelay reads from)');
+    if (
+      v.endpoint &&
+      'tls' in v.endpoint &&
+      v.endpoint.tls &&
+      !(v.direction === 'outbound' && v.format === 'hl7v2')
+    )
+      issue('endpoint', 'tls belongs to an outbound hl7v2 (MLLP) destination');
     if (v.auth && v.direction === 'inbound')
       issue('auth', 'an inbound connection authenticates with tenant credentials');
   })

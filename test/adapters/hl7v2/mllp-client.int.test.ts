@@ -1,4 +1,9 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MllpClient } from '../../../adapters/hl7v2/mllp-client.ts';
@@ -43,7 +48,7 @@ async function receiver(reply: (id: string, socket: Socket) => Buffer[] | null) 
 describe('MllpClient', () => {
   const cleanups: (() => unknown)[] = [];
   afterEach(async () => {
-    for (const c of cleanups.splice(0)) await c();
+    for (const c of cleanups.splice(0).reverse()) await c();
   });
 
   test('many messages on one connection, in order; an ACK split across packets; AE and AR reported', async () => {
@@ -93,6 +98,52 @@ describe('MllpClient', () => {
     );
     const closed = new MllpClient({ host: '127.0.0.1', port: 9 });
     await expect(closed.send(message('X'))).rejects.toThrow('connection refused by 127.0.0.1:9');
+  });
+
+  test('MLLP over TLS: a receiver whose certificate is trusted gets the message; an untrusted one is refused', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'labrelay-mllp-tls-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    const cert = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
+    const server = createTlsServer({ key: readFileSync(path.join(dir, 'key.pem')), cert }, (socket) => {
+      socket.on('data', (chunk) => {
+        const id = chunk.toString('utf8').split('\r')[0]!.split('|')[9]!;
+        socket.write(frame(ack('AA', id)));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => server.close(resolve)));
+    const port = (server.address() as AddressInfo).port;
+    const trusted = new MllpClient({ host: '127.0.0.1', port, tls: { ca: cert } });
+    const untrusted = new MllpClient({ host: '127.0.0.1', port, tls: {} });
+    cleanups.push(
+      () => trusted.close(),
+      () => untrusted.close(),
+    );
+    expect((await trusted.send(message('T1'))).code).toBe('AA');
+    await expect(untrusted.send(message('T2'))).rejects.toThrow(
+      /could not connect to 127\.0\.0\.1:\d+: self.signed certificate/,
+    );
   });
 
   test('an idle connection is closed, and opened again when needed', async () => {
