@@ -6,6 +6,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
+import { selfSignedCertificate } from '../support/tls.ts';
 import {
   admin,
   ADMIN_TOKEN,
@@ -194,27 +195,7 @@ describe('MLLP over TLS', () => {
   let dir: string;
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), 'labrelay-tls-'));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1,DNS:localhost',
-        '-keyout',
-        path.join(dir, 'key.pem'),
-        '-out',
-        path.join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
+    selfSignedCertificate(dir);
     const env = await testEnv('pglite', {
       MLLP_TLS_CERT: path.join(dir, 'cert.pem'),
       MLLP_TLS_KEY: path.join(dir, 'key.pem'),

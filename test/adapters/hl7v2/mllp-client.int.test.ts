@@ -1,9 +1,9 @@
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
+import { selfSignedCertificate } from '../../support/tls.ts';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { MllpClient } from '../../../adapters/hl7v2/mllp-client.ts';
@@ -103,29 +103,8 @@ describe('MllpClient', () => {
   test('MLLP over TLS: a receiver whose certificate is trusted gets the message; an untrusted one is refused', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'labrelay-mllp-tls-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        path.join(dir, 'key.pem'),
-        '-out',
-        path.join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    const cert = readFileSync(path.join(dir, 'cert.pem'), 'utf8');
-    const server = createTlsServer({ key: readFileSync(path.join(dir, 'key.pem')), cert }, (socket) => {
+    const { cert, keyFile } = selfSignedCertificate(dir);
+    const server = createTlsServer({ key: readFileSync(keyFile), cert }, (socket) => {
       socket.on('data', (chunk) => {
         const id = chunk.toString('utf8').split('\r')[0]!.split('|')[9]!;
         socket.write(frame(ack('AA', id)));
