@@ -46,7 +46,8 @@ export function toDeliveryBundle(result: ReleasedResult): FhirResource & { entry
   }
 
   const observationUrls = result.observations.map((o) => `urn:uuid:${o.id}`);
-  const report = withoutServerFields(toDiagnosticReport(result.report));
+  // `subject` is rebuilt: our Patient/{id} means nothing on the hospital's server.
+  const report = withoutServerFields(toDiagnosticReport(result.report), 'subject');
   entries.push({
     fullUrl: `urn:uuid:${result.report.id}`,
     resource: {
@@ -55,7 +56,7 @@ export function toDeliveryBundle(result: ReleasedResult): FhirResource & { entry
         ...((report.identifier as Identifier[] | undefined) ?? []),
         ours('report', result.reportKey),
       ],
-      ...(patientUrl ? { subject: { reference: patientUrl } } : { subject: undefined }),
+      ...(patientUrl ? { subject: { reference: patientUrl } } : {}),
       result: observationUrls.map((reference) => ({ reference })),
       ...(result.notes.length > 0 ? { conclusion: result.notes.join('\n') } : {}),
     },
@@ -69,36 +70,36 @@ export function toDeliveryBundle(result: ReleasedResult): FhirResource & { entry
     const n = (seen.get(test) ?? 0) + 1;
     seen.set(test, n);
     const key = `${result.reportKey}/${test}${n > 1 ? `/${n}` : ''}`;
-    const observation = withoutServerFields(toObservation(o));
+    const observation = withoutServerFields(toObservation(o), 'subject');
     entries.push({
       fullUrl: `urn:uuid:${o.id}`,
       resource: {
         ...observation,
         identifier: [ours('observation', key)],
-        ...(patientUrl ? { subject: { reference: patientUrl } } : { subject: undefined }),
+        ...(patientUrl ? { subject: { reference: patientUrl } } : {}),
       },
       request: { method: 'PUT', url: `Observation?${conditional('observation', key)}` },
     });
   }
-  // JSON drops the `subject: undefined` placeholders: a report without a patient has no subject.
-  return JSON.parse(
-    JSON.stringify({ resourceType: 'Bundle', type: 'transaction', entry: entries }),
-  ) as FhirResource & {
-    entry: BundleEntry[];
-  };
+  return { resourceType: 'Bundle', type: 'transaction', entry: entries };
 }
 
 /** The server assigns its own ids and versions: ours travel as identifiers. */
-function withoutServerFields(resource: FhirResource): Record<string, unknown> {
+function withoutServerFields(resource: FhirResource, ...alsoDrop: string[]): Record<string, unknown> {
   const copy: Record<string, unknown> = { ...resource };
-  delete copy.id;
-  delete copy.meta;
+  for (const key of ['id', 'meta', ...alsoDrop]) delete copy[key];
   return copy;
 }
 
 interface Identifier {
   system?: string;
   value: string;
+}
+
+interface TransactionResponse {
+  status?: unknown;
+  location?: unknown;
+  outcome?: { issue?: { diagnostics?: string; details?: { text?: string } }[] };
 }
 
 export interface BundleEntry {
@@ -122,12 +123,17 @@ export function deliveryOutcome(response: unknown): { reportLocation: string | n
   )
     throw new Error('the answer is not a transaction-response Bundle');
   let reportLocation: string | null = null;
-  for (const [index, entry] of (
-    bundle.entry as { response?: { status?: unknown; location?: unknown } }[]
-  ).entries()) {
+  for (const [index, entry] of (bundle.entry as { response?: TransactionResponse }[]).entries()) {
     const status = String(entry.response?.status ?? '');
-    if (!/^2\d\d/.test(status))
-      throw new Error(`entry ${index} was not stored (status ${status || 'missing'})`);
+    if (!/^2\d\d(\s|$)/.test(status)) {
+      const said = (entry.response?.outcome?.issue ?? [])
+        .map((i) => i.diagnostics ?? i.details?.text)
+        .filter(Boolean)
+        .join('; ');
+      throw new Error(
+        `entry ${index} was not stored (status ${status || 'missing'})${said ? `: ${said}` : ''}`,
+      );
+    }
     const location = entry.response?.location;
     if (typeof location === 'string' && /(^|\/)DiagnosticReport\//.test(location) && !reportLocation)
       reportLocation = location.slice(location.indexOf('DiagnosticReport/'));

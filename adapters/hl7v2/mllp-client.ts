@@ -1,9 +1,21 @@
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
-import { parseHl7 } from './message.ts';
+import { ACK_CODE, COMMIT_CODE, type AckCode } from './ack.ts';
+import { parseHl7, type Hl7Message } from './message.ts';
 
+// MLLP framing (HL7 v2.5.1 Transport Specification: MLLP, release 2): 0x0B message 0x1C 0x0D.
 const START_BLOCK = 0x0b;
 const END = Buffer.from([0x1c, 0x0d]);
+
+/** MSA-1, original and enhanced (commit) mode, as the application code the caller acts on. */
+const ACK_CODES: Record<string, AckCode> = {
+  [ACK_CODE.accept]: ACK_CODE.accept,
+  [ACK_CODE.error]: ACK_CODE.error,
+  [ACK_CODE.reject]: ACK_CODE.reject,
+  [COMMIT_CODE.accept]: ACK_CODE.accept,
+  [COMMIT_CODE.error]: ACK_CODE.error,
+  [COMMIT_CODE.reject]: ACK_CODE.reject,
+};
 
 export interface MllpClientOptions {
   host: string;
@@ -16,8 +28,9 @@ export interface MllpClientOptions {
 }
 
 export interface MllpAck {
+  /** The ACK as received. */
   ack: string;
-  code: 'AA' | 'AE' | 'AR';
+  code: AckCode;
   /** MSA-3 (or ERR's text) when the receiver said why. */
   text: string | null;
 }
@@ -27,7 +40,14 @@ export interface MllpAck {
  * message framed 0x0B … 0x1C 0x0D) and waits for each ACK before the next message goes: one message
  * in flight, in order. The connection opens on the first send, is opened again after the peer
  * closes it or an error, and closes when idle. The ACK must acknowledge the message sent (MSA-2 =
- * MSH-10); commit ACKs (CA/CE/CR) count as AA/AE/AR.
+ * MSH-10); commit ACKs (CA/CE/CR) count as AA/AE/AR. A send fails (rejects with an Error saying
+ * why) when the connection cannot be made, dies before the ACK, or no ACK comes in time; the
+ * connection is then dropped, and the next send opens a new one.
+ *
+ * @example
+ * const client = new MllpClient({ host: 'mllp.genhosp.example', port: 2575, ackTimeoutMs: 30_000 });
+ * const { code, text } = await client.send(oru); // code 'AA' | 'AE' | 'AR'
+ * client.close();
  */
 export class MllpClient {
   readonly options: Required<Omit<MllpClientOptions, 'tls'>> & Pick<MllpClientOptions, 'tls'>;
@@ -38,11 +58,12 @@ export class MllpClient {
   #idle: ReturnType<typeof setTimeout> | null = null;
 
   constructor(options: MllpClientOptions) {
+    // `??`, not a spread of defaults: an option passed as undefined keeps its default.
     this.options = {
-      connectTimeoutMs: 5_000,
-      ackTimeoutMs: 30_000,
-      idleCloseMs: 60_000,
       ...options,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      ackTimeoutMs: options.ackTimeoutMs ?? 30_000,
+      idleCloseMs: options.idleCloseMs ?? 60_000,
     };
   }
 
@@ -53,6 +74,7 @@ export class MllpClient {
     return result;
   }
 
+  /** Closes the connection (a send waiting for its ACK fails); a later send opens a new one. */
   close(): void {
     if (this.#idle) clearTimeout(this.#idle);
     this.#drop(new Error('the MLLP client was closed'));
@@ -79,16 +101,26 @@ export class MllpClient {
     try {
       socket.write(Buffer.concat([Buffer.from([START_BLOCK]), Buffer.from(message, 'utf8'), END]));
       const ack = await frame;
-      const parsed = parseHl7(ack);
-      const msa = parsed.segment('MSA');
-      if (!msa) throw new Error(`${this.#where} answered without an MSA segment`);
-      const acknowledged = msa.field(2).text;
-      if (acknowledged !== controlId) {
-        this.#drop(new Error('ACK mismatch'));
-        throw new Error(`${this.#where} acknowledged message ${acknowledged || '(none)'}, not ${controlId}`);
+      // An answer that is not an ACK to this message leaves us unsure where the peer is in the
+      // conversation: the connection goes, and the next send starts on a fresh one.
+      const refuse = (why: string) => {
+        this.#drop(null);
+        return new Error(`${this.#where} ${why}`);
+      };
+      let parsed: Hl7Message;
+      try {
+        parsed = parseHl7(ack);
+      } catch (error) {
+        throw refuse(`answered with something that is not an HL7 ACK: ${(error as Error).message}`);
       }
+      const msa = parsed.segment('MSA');
+      if (!msa) throw refuse('answered without an MSA segment');
+      const acknowledged = msa.field(2).text;
+      if (acknowledged !== controlId)
+        throw refuse(`acknowledged message ${acknowledged || '(none)'}, not ${controlId}`);
       const raw = msa.field(1).text;
-      const code = raw === 'AA' || raw === 'CA' ? 'AA' : raw === 'AR' || raw === 'CR' ? 'AR' : 'AE';
+      const code = Object.hasOwn(ACK_CODES, raw) ? ACK_CODES[raw] : undefined;
+      if (!code) throw refuse(`answered MSA-1 ${JSON.stringify(raw)}, which is not an acknowledgement code`);
       const text = msa.field(3).text || parsed.segment('ERR')?.field(8).text || null;
       return { ack, code, text };
     } finally {
@@ -137,7 +169,7 @@ export class MllpClient {
         this.#buffer = Buffer.alloc(0);
         socket.on('data', (chunk: Buffer) => this.#read(chunk));
         socket.on('error', (error) =>
-          this.#drop(new Error(`the connection to ${this.#where} failed: ${error.message}`)),
+          this.#drop(new Error(`the connection to ${this.#where} failed before the ACK: ${error.message}`)),
         );
         socket.on('close', () => {
           if (this.#socket === socket)

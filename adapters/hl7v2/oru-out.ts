@@ -15,10 +15,29 @@ export interface OruHeader {
   processingId?: 'P' | 'T';
 }
 
-const LOINC = 'http://loinc.org';
-const RESULT_STATUS: Record<string, string> = {
+/** HL7 table 0396 names of the coding systems a hospital knows by name (the inverse of our reader's). */
+const CODING_SYSTEM_NAMES: Record<string, string> = {
+  'http://loinc.org': 'LN',
+  'http://snomed.info/sct': 'SCT',
+  'urn:labrelay:local': 'L',
+};
+/**
+ * FHIR report status to HL7 table 0123 (OBR-25). 0123 has no "posted in error": a report entered in
+ * error goes as a correction whose results are W (table 0085), as v2 receivers expect a retraction.
+ */
+const REPORT_STATUS: Record<string, string> = {
   registered: 'I',
   partial: 'P',
+  preliminary: 'P',
+  final: 'F',
+  amended: 'C',
+  corrected: 'C',
+  cancelled: 'X',
+  'entered-in-error': 'C',
+};
+/** FHIR observation status to HL7 table 0085 (OBX-11). */
+const OBSERVATION_STATUS: Record<string, string> = {
+  registered: 'I',
   preliminary: 'P',
   final: 'F',
   amended: 'C',
@@ -27,13 +46,24 @@ const RESULT_STATUS: Record<string, string> = {
   'entered-in-error': 'W',
 };
 const SEX: Record<string, string> = { male: 'M', female: 'F', other: 'O', unknown: 'U' };
+const PLAIN_DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
 
-/** CE/CWE: code^text^coding system (LN for LOINC; else the system as sent). */
+/** CE/CWE: code^text^coding system (a table 0396 name when there is one, else the system as sent). */
 function codedElement(coding: Coding): string {
-  const system = coding.system === LOINC ? 'LN' : (coding.system ?? '');
+  const system = coding.system ? (CODING_SYSTEM_NAMES[coding.system] ?? coding.system) : '';
   return [escapeHl7(coding.code), escapeHl7(coding.display ?? ''), escapeHl7(system)]
     .join('^')
     .replace(/\^+$/, '');
+}
+
+/**
+ * A number as HL7 NM writes it: the lab's own text when it is that number (6.80 keeps its
+ * precision), else the number in plain decimals (NM has no exponent: 1e-7 is 0.0000001).
+ */
+function nm(value: number, original: string | null): string {
+  const text = original?.trim() ?? '';
+  if (PLAIN_DECIMAL.test(text) && Number(text) === value) return text;
+  return value.toLocaleString('en-US', { useGrouping: false, maximumFractionDigits: 20 });
 }
 
 function dateOnly(iso: string | null): string {
@@ -110,7 +140,7 @@ export function toOruR01(result: ReleasedResult, header: OruHeader): string {
   const obr = ['OBR', '1', placer, filler, codedElement(report.code), '', '', ts(report.effectiveAt)];
   obr[16] = provider;
   obr[22] = ts(report.issuedAt);
-  obr[25] = RESULT_STATUS[report.status] ?? 'F';
+  obr[25] = REPORT_STATUS[report.status] ?? 'F';
   segments.push(Array.from(obr, (f) => f ?? '').join('|'));
   result.notes.forEach((note, i) => segments.push(['NTE', String(i + 1), 'L', e(note)].join('|')));
 
@@ -120,20 +150,20 @@ export function toOruR01(result: ReleasedResult, header: OruHeader): string {
     if (o.valueType === 'quantity' && o.numericValue !== null) {
       if (o.comparator) {
         type = 'SN';
-        value = `${e(o.comparator)}^${o.numericValue}`;
+        value = `${e(o.comparator)}^${nm(o.numericValue, null)}`;
       } else {
         type = 'NM';
-        value = String(o.numericValue);
+        value = nm(o.numericValue, o.textValue);
       }
     }
     const range = o.referenceRange;
     const rangeText =
       range && range.low !== null && range.high !== null
-        ? `${range.low}-${range.high}`
+        ? `${nm(range.low, null)}-${nm(range.high, null)}`
         : range?.high != null
-          ? `<${range.high}`
+          ? `<${nm(range.high, null)}`
           : range?.low != null
-            ? `>${range.low}`
+            ? `>${nm(range.low, null)}`
             : e(range?.text ?? '');
     const obx = [
       'OBX',
@@ -147,7 +177,7 @@ export function toOruR01(result: ReleasedResult, header: OruHeader): string {
       o.interpretation ?? '',
       '',
       '',
-      RESULT_STATUS[o.status] ?? 'F',
+      OBSERVATION_STATUS[o.status] ?? 'F',
       '',
       '',
       ts(o.effectiveAt),

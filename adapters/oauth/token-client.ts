@@ -11,11 +11,21 @@ import type { OutboundAuth } from '../../domain/outbound.ts';
  * appears in an error message.
  */
 
+const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+/** SMART: the assertion's `exp` is no more than five minutes in the future. */
+const ASSERTION_LIFETIME_SECONDS = 300;
+/** RFC 6749 §5.1 makes `expires_in` only RECOMMENDED; without it a token is kept this long. */
+const DEFAULT_EXPIRES_IN_SECONDS = 300;
+const REQUEST_TIMEOUT_MS = 30_000;
+
 /** A token endpoint refused or failed; `retryable` says whether trying again later can help. */
 export class TokenError extends Error {
   override readonly name = 'TokenError';
+  /** The token endpoint's HTTP status; null when it was not reached or not asked. */
   readonly status: number | null;
+  /** The OAuth `error` code it answered (RFC 6749 §5.2), e.g. `invalid_client`. */
   readonly oauthError: string | null;
+  /** True for network failures, timeouts, 5xx, 408 and 429; a refused credential is final. */
   readonly retryable: boolean;
   constructor(message: string, status: number | null, oauthError: string | null, retryable: boolean) {
     super(message);
@@ -25,20 +35,41 @@ export class TokenError extends Error {
   }
 }
 
-interface CachedToken {
+type TokenAuth = Extract<OutboundAuth, { type: 'client_credentials' | 'smart_backend' }>;
+
+interface Token {
+  header: string;
+  expiresAt: number;
+}
+
+interface CacheEntry {
+  /** Hash of the auth settings the token was issued for. */
   settings: string;
-  value: Promise<{ header: string; expiresAt: number }>;
+  /** The token request in flight, shared by every caller that arrives meanwhile. */
+  pending: Promise<Token> | null;
+  token: Token | null;
 }
 
 export interface TokenProviderOptions {
   fetch?: typeof fetch;
+  /** Clock in epoch milliseconds (default Date.now). */
   now?: () => number;
   /** A token is renewed this many seconds before it expires (default 30). */
   skewSeconds?: number;
 }
 
+/**
+ * Gives the `Authorization` header for a connection, fetching and caching tokens as needed.
+ * One instance per process: the cache lives in it.
+ *
+ * @example
+ * const tokens = new TokenProvider();
+ * const authorization = await tokens.authorization(connection.id, auth); // 'Bearer eyJ…' or null
+ * // after a 401 from the FHIR server, once:
+ * tokens.invalidate(connection.id, authorization);
+ */
 export class TokenProvider {
-  #cache = new Map<string, CachedToken>();
+  #cache = new Map<string, CacheEntry>();
   #fetch: typeof fetch;
   #now: () => number;
   #skew: number;
@@ -50,9 +81,11 @@ export class TokenProvider {
   }
 
   /**
-   * The `Authorization` header value for a connection (`key`), or null when it needs none.
+   * The `Authorization` header value for a connection (`key`, the connection id), or null when it
+   * needs none. A cached token is used until `expires_in - skew`; changed settings never reuse it.
    *
-   * @example await tokens.authorization(connection.id, auth) // 'Bearer eyJ…'
+   * @throws {TokenError} when the token endpoint refuses or cannot be reached, or for `smart_launch`
+   *   (its tokens come from a person's launch).
    */
   async authorization(key: string, auth: OutboundAuth): Promise<string | null> {
     switch (auth.type) {
@@ -61,135 +94,200 @@ export class TokenProvider {
       case 'bearer':
         return `Bearer ${auth.token}`;
       case 'basic':
-        return `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}`;
+        // RFC 7617 §2: user-id ":" password, UTF-8, base64.
+        return `Basic ${Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64')}`;
       case 'smart_launch':
         throw new TokenError(
-          "a SMART launch client gets its tokens from a person's launch, not here",
+          "a SMART launch client gets its tokens from a person's launch, not from the token provider",
           null,
           null,
           false,
         );
       default:
-        break;
+        return this.#bearer(key, auth);
     }
-    const settings = createHash('sha256').update(JSON.stringify(auth)).digest('hex');
-    const cached = this.#cache.get(key);
-    if (cached && cached.settings === settings) {
-      try {
-        const token = await cached.value;
-        if (token.expiresAt - this.#skew > this.#now()) return token.header;
-      } catch {
-        // A failed request is not cached: ask again below.
-      }
-      if (this.#cache.get(key) !== cached) return this.authorization(key, auth);
-    }
-    const value = this.#request(auth);
-    const entry = { settings, value };
-    this.#cache.set(key, entry);
-    value.catch(() => {
-      if (this.#cache.get(key) === entry) this.#cache.delete(key);
-    });
-    return (await value).header;
   }
 
-  /** Forgets a connection's token (after a 401), so the next call fetches a new one. */
-  invalidate(key: string): void {
+  /**
+   * Forgets a connection's token (after a 401), so the next call fetches a new one. Given the
+   * refused header, it forgets only that token: of several requests refused at once, the first
+   * one's renewal is shared by the others instead of each starting another.
+   */
+  invalidate(key: string, refused?: string | null): void {
+    const entry = this.#cache.get(key);
+    if (!entry) return;
+    if (refused != null && entry.token?.header !== refused) return;
     this.#cache.delete(key);
   }
 
-  async #request(auth: Extract<OutboundAuth, { type: 'client_credentials' | 'smart_backend' }>) {
+  async #bearer(key: string, auth: TokenAuth): Promise<string> {
+    const settings = fingerprint(auth);
+    const cached = this.#cache.get(key);
+    if (cached?.settings === settings) {
+      // A request in flight is shared, failure included: ten deliveries make one token request.
+      if (cached.pending) return (await cached.pending).header;
+      if (cached.token && this.#now() < cached.token.expiresAt - this.#skew) return cached.token.header;
+    }
+    const pending = this.#request(auth);
+    const entry: CacheEntry = { settings, pending, token: null };
+    this.#cache.set(key, entry);
+    try {
+      entry.token = await pending;
+      return entry.token.header;
+    } catch (error) {
+      if (this.#cache.get(key) === entry) this.#cache.delete(key);
+      throw error;
+    } finally {
+      entry.pending = null;
+    }
+  }
+
+  async #request(auth: TokenAuth): Promise<Token> {
     const form = new URLSearchParams({ grant_type: 'client_credentials' });
     if (auth.scope) form.set('scope', auth.scope);
     const headers: Record<string, string> = {
       'content-type': 'application/x-www-form-urlencoded',
       accept: 'application/json',
     };
+    let credential: string;
     if (auth.type === 'client_credentials') {
+      credential = auth.clientSecret;
       if (auth.method === 'client_secret_post') {
         form.set('client_id', auth.clientId);
         form.set('client_secret', auth.clientSecret);
       } else {
-        const id = encodeURIComponent(auth.clientId);
-        const secret = encodeURIComponent(auth.clientSecret);
-        headers.authorization = `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
+        // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic. encodeURIComponent is such
+        // an encoding that also survives servers decoding with decodeURIComponent (space as %20).
+        const pair = `${encodeURIComponent(auth.clientId)}:${encodeURIComponent(auth.clientSecret)}`;
+        headers.authorization = `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
       }
     } else {
-      form.set('client_assertion_type', 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer');
-      form.set('client_assertion', await clientAssertion(auth, this.#now()));
+      credential = await clientAssertion(auth, this.#now());
+      form.set('client_assertion_type', CLIENT_ASSERTION_TYPE);
+      form.set('client_assertion', credential);
     }
+
+    const endpoint = `the token endpoint ${auth.tokenUrl}`;
     const started = this.#now();
     let response: Response;
+    let text: string;
     try {
       response = await this.#fetch(auth.tokenUrl, {
         method: 'POST',
         headers,
         body: form,
-        signal: AbortSignal.timeout(30_000),
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        redirect: 'manual',
       });
+      text = await response.text();
     } catch (error) {
-      const cause =
-        error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
-      throw new TokenError(
-        `the token endpoint ${auth.tokenUrl} could not be reached: ${cause}`,
-        null,
-        null,
-        true,
-      );
+      throw new TokenError(`${endpoint} could not be reached: ${reason(error)}`, null, null, true);
     }
-    const text = await response.text();
     let body: Record<string, unknown> = {};
     try {
-      body = JSON.parse(text) as Record<string, unknown>;
+      const parsed: unknown = JSON.parse(text);
+      if (parsed && typeof parsed === 'object') body = parsed as Record<string, unknown>;
     } catch {
-      // Not JSON: the status decides.
+      // Not JSON (a proxy's error page): the status decides.
     }
+
     if (!response.ok) {
-      const oauthError = typeof body.error === 'string' ? body.error : null;
+      const oauthError = typeof body.error === 'string' ? body.error.slice(0, 100) : null;
       const description =
-        typeof body.error_description === 'string' ? `: ${body.error_description.slice(0, 200)}` : '';
-      const retryable = response.status >= 500 || response.status === 408 || response.status === 429;
+        typeof body.error_description === 'string' && !body.error_description.includes(credential)
+          ? `: ${body.error_description.slice(0, 200)}`
+          : '';
+      const status = response.status;
       throw new TokenError(
-        `the token endpoint ${auth.tokenUrl} answered ${response.status}${oauthError ? ` ${oauthError}` : ''}${description}`,
-        response.status,
+        `${endpoint} answered ${status}${oauthError ? ` ${oauthError}` : ''}${description}`,
+        status,
         oauthError,
-        retryable,
+        status >= 500 || status === 408 || status === 429,
       );
     }
     if (typeof body.access_token !== 'string' || !body.access_token)
+      throw new TokenError(`${endpoint} answered without an access_token`, response.status, null, true);
+    // RFC 6749 §7.1: we can only present bearer tokens (a DPoP-bound one would need a proof).
+    if (typeof body.token_type === 'string' && body.token_type.toLowerCase() !== 'bearer')
       throw new TokenError(
-        `the token endpoint ${auth.tokenUrl} answered without an access_token`,
+        `${endpoint} issued a ${body.token_type.slice(0, 20)} token; LabRelay presents bearer tokens only`,
         response.status,
         null,
-        true,
+        false,
       );
-    const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : 300;
-    return { header: `Bearer ${body.access_token}`, expiresAt: started + expiresIn * 1000 };
+    return {
+      header: `Bearer ${body.access_token}`,
+      expiresAt: started + expiresInSeconds(body.expires_in) * 1000,
+    };
   }
 }
 
-/** The signed JWT a SMART backend client proves itself with (expires in 5 minutes, unique jti). */
+/** `expires_in` as a number of seconds; some servers send it as a string ("3599"). */
+function expiresInSeconds(value: unknown): number {
+  const seconds = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  return typeof seconds === 'number' && Number.isFinite(seconds) ? seconds : DEFAULT_EXPIRES_IN_SECONDS;
+}
+
+/** Why a request failed, from undici's cause (`connect ECONNREFUSED …`) or the abort. */
+function reason(error: unknown): string {
+  if (error instanceof Error && error.cause instanceof Error) return error.cause.message;
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The same settings give the same hash whatever the order of their fields. */
+function fingerprint(auth: TokenAuth): string {
+  const canonical = JSON.stringify(auth, (_key, value: unknown) =>
+    value && typeof value === 'object' && !Array.isArray(value)
+      ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : value,
+  );
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+/**
+ * The signed JWT a SMART backend client authenticates with (RFC 7523 §3; SMART Backend Services
+ * "Authentication JWT"): header alg/kid/typ, `iss` = `sub` = client id, `aud` = token URL,
+ * `exp` five minutes ahead, a unique `jti` (servers refuse a replayed one).
+ */
 async function clientAssertion(
   auth: Extract<OutboundAuth, { type: 'smart_backend' }>,
   now: number,
 ): Promise<string> {
   const jwk = auth.privateJwk as JWK;
-  const alg = typeof jwk.alg === 'string' ? jwk.alg : 'RS384';
-  const key = await importJWK(jwk, alg);
-  const seconds = Math.floor(now / 1000);
-  return new SignJWT({})
-    .setProtectedHeader({ alg, typ: 'JWT', ...(jwk.kid ? { kid: jwk.kid } : {}) })
-    .setIssuer(auth.clientId)
-    .setSubject(auth.clientId)
-    .setAudience(auth.tokenUrl)
-    .setIssuedAt(seconds)
-    .setExpirationTime(seconds + 300)
-    .setJti(randomUUID())
-    .sign(key);
+  const alg = typeof jwk.alg === 'string' ? jwk.alg : jwk.kty === 'EC' ? 'ES384' : 'RS384';
+  try {
+    const key = await importJWK(jwk, alg);
+    // SMART requires a kid; a key made elsewhere without one gets its thumbprint, as ours have.
+    const kid = typeof jwk.kid === 'string' ? jwk.kid : await calculateJwkThumbprint(jwk);
+    const seconds = Math.floor(now / 1000);
+    return await new SignJWT({})
+      .setProtectedHeader({ alg, kid, typ: 'JWT' })
+      .setIssuer(auth.clientId)
+      .setSubject(auth.clientId)
+      .setAudience(auth.tokenUrl)
+      .setIssuedAt(seconds)
+      .setExpirationTime(seconds + ASSERTION_LIFETIME_SECONDS)
+      .setJti(randomUUID())
+      .sign(key);
+  } catch (error) {
+    // jose's messages name the problem (alg, kty), never the key material.
+    throw new TokenError(
+      `the connection's private key cannot sign a ${alg} client assertion: ${reason(error)}`,
+      null,
+      null,
+      false,
+    );
+  }
 }
 
 /**
- * A new signing key for SMART Backend Services, as JWKs with `kid` (the JWK thumbprint), `alg` and
- * `use: sig`. The private half is sealed in the connection; the public half is published.
+ * A new signing key for SMART Backend Services
+ * (https://hl7.org/fhir/smart-app-launch/backend-services.html#registering-a-smart-backend-service-communicating-public-keys),
+ * as JWKs with `kid` (the RFC 7638 JWK thumbprint), `alg` and `use: sig`. The private half is
+ * sealed in the connection; the public half is published in LabRelay's JWKS.
+ *
+ * @example
+ * const { privateJwk, publicJwk } = await generateSigningKey('ES384');
  */
 export async function generateSigningKey(
   alg: 'RS384' | 'ES384',
@@ -204,13 +302,19 @@ export async function generateSigningKey(
   return { privateJwk: { ...(await exportJWK(privateKey)), ...meta }, publicJwk: { ...publicJwk, ...meta } };
 }
 
+/** JWK members that are private key material (RFC 7518 §6.2.2, §6.3.2, §6.4). */
 const PRIVATE_MEMBERS = new Set(['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k']);
 
-/** A JWKS of the public halves of private JWKs (for the JWKS URL an EHR registers). */
+/**
+ * A JWK Set (RFC 7517 §5) of the public halves of private JWKs, for the JWKS URL an EHR registers.
+ *
+ * @example
+ * c.json(publicJwks([auth.privateJwk])) // { keys: [{ kty: 'EC', crv: 'P-384', x, y, kid, alg, use }] }
+ */
 export function publicJwks(privateJwks: Record<string, unknown>[]): { keys: Record<string, unknown>[] } {
   return {
     keys: privateJwks.map((jwk) =>
-      Object.fromEntries(Object.entries(jwk).filter(([k]) => !PRIVATE_MEMBERS.has(k))),
+      Object.fromEntries(Object.entries(jwk).filter(([member]) => !PRIVATE_MEMBERS.has(member))),
     ),
   };
 }
