@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import { toDeliveryBundle, deliveryOutcome } from '../adapters/fhir/outbound.ts';
 import {
   toDiagnosticReport,
@@ -8,7 +8,7 @@ import {
 } from '../adapters/fhir/resources.ts';
 import { MllpClientPool } from '../adapters/hl7v2/mllp-client.ts';
 import { toOruR01 } from '../adapters/hl7v2/oru-out.ts';
-import { TokenError, TokenProvider } from '../adapters/oauth/token-client.ts';
+import { TOKEN_REQUEST_TIMEOUT_MS, TokenError, TokenProvider } from '../adapters/oauth/token-client.ts';
 import { openSecret } from '../api/security/secret-box.ts';
 import { signBody } from '../api/security/keys.ts';
 import {
@@ -46,12 +46,31 @@ export interface DeliveryRef {
   deliveryId: string;
 }
 
+/** One send of a delivery: a re-send starts a new workflow, and an older one's late answers are ignored. */
+export interface DeliverySend extends DeliveryRef {
+  /** Absent in histories recorded before sends were told apart. */
+  workflowId?: string;
+}
+
 export interface DeliveryPlan {
   status: string;
   maxAttempts: number;
   critical: boolean;
   criticalDeliveryMinutes: number;
+  /**
+   * The longest one attempt can take (token, the answer, a renewed token and a second answer after
+   * a 401; or the wait for an MLLP connection, the connect and the ACK): the activity's timeout must
+   * exceed it, or a slow attempt would be abandoned while still sending and sent again beside it.
+   */
+  attemptSeconds?: number;
 }
+
+/** What `beginDelivery` says to a send that a re-send has replaced: it stops without a word. */
+export const SUPERSEDED = 'superseded';
+/** The MLLP client's time to connect (its default). */
+const MLLP_CONNECT_SECONDS = 5;
+/** Room for everything around the network waits in one attempt (database, building the payload). */
+const ATTEMPT_MARGIN_SECONDS = 30;
 
 /** The outcome one attempt reached; anything else is thrown (retryable or not). */
 interface Sent {
@@ -101,6 +120,32 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
     return row?.environment ?? 'production';
   }
 
+  /**
+   * A destination as errors and logs name it: the connection and the server, never the path, query
+   * or user info of its URL (a webhook URL may carry its secret there).
+   */
+  function destination(connection: Connection, url: string): string {
+    let origin: string;
+    try {
+      origin = new URL(url).origin;
+    } catch {
+      origin = 'an unreadable URL';
+    }
+    return `${connection.name} (${origin})`;
+  }
+
+  /** The abort signal of one attempt: its own time limit, or Temporal giving up on the activity. */
+  function attemptSignal(ms: number): AbortSignal {
+    let cancelled: AbortSignal | null = null;
+    try {
+      cancelled = Context.current().cancellationSignal;
+    } catch {
+      // Called outside an activity (a test): only the time limit applies.
+    }
+    const limit = AbortSignal.timeout(ms);
+    return cancelled ? AbortSignal.any([limit, cancelled]) : limit;
+  }
+
   function timeoutOf(connection: Connection): number {
     return (connection.settings as ConnectionSettings).timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS;
   }
@@ -121,6 +166,7 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
   ): Promise<{ status: number; text: string }> {
     const auth = authOf(connection);
     const seconds = timeoutOf(connection);
+    const where = destination(connection, url);
     for (let attempt = 0; ; attempt++) {
       let authorization: string | null;
       try {
@@ -136,25 +182,25 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
           method: 'POST',
           body,
           headers: { ...headers, ...(authorization ? { authorization } : {}) },
-          signal: AbortSignal.timeout(seconds * 1000),
+          signal: attemptSignal(seconds * 1000),
           redirect: 'manual',
         });
       } catch (error) {
         if (error instanceof Error && error.name === 'TimeoutError')
-          throw new Error(`${url} did not answer within ${seconds} s`, { cause: error });
+          throw new Error(`${where} did not answer within ${seconds} s`, { cause: error });
         const cause =
           error instanceof Error
             ? error.cause instanceof Error
               ? error.cause.message
               : error.message
             : String(error);
-        throw new Error(`${url} could not be reached: ${cause}`, { cause: error });
+        throw new Error(`${where} could not be reached: ${cause}`, { cause: error });
       }
       let text: string;
       try {
         text = (await response.text()).slice(0, KEEP_RESPONSE_CHARS);
       } catch (error) {
-        throw new Error(`${url} did not finish its answer within ${seconds} s`, { cause: error });
+        throw new Error(`${where} did not finish its answer within ${seconds} s`, { cause: error });
       }
       // An expired or revoked token: drop it and try once more with a fresh one.
       if (response.status === 401 && attempt === 0 && auth.type !== 'none') {
@@ -162,7 +208,7 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
         continue;
       }
       if (response.ok) return { status: response.status, text };
-      const said = `${url} answered ${response.status}${text ? `: ${text.slice(0, 300)}` : ''}`;
+      const said = `${where} answered ${response.status}${text ? `: ${text.slice(0, 300)}` : ''}`;
       if (response.status === 408 || response.status === 429 || response.status >= 500) throw new Error(said);
       throw permanent(said);
     }
@@ -203,8 +249,9 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
       'content-type': 'application/json',
       'labrelay-event': 'result.released',
       'labrelay-delivery-id': delivery.id,
-      // The same delivery sent again (a retry, a re-send) carries the same key: receivers keep it once.
-      'idempotency-key': delivery.id,
+      // Retries of one send carry the same key, so a receiver keeps them once; a re-send asked for
+      // by a person is a new send with its own key, which the receiver must not discard.
+      'idempotency-key': `${delivery.id}/${delivery.sends}`,
     };
     if (connection.secret_encrypted) {
       const secret = openSecret(masterKey, connection.secret_encrypted, `connection/${connection.id}/secret`);
@@ -242,7 +289,9 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
         ? { tls: { ...(endpoint.tls.ca ? { ca: endpoint.tls.ca } : {}), rejectUnauthorized: true } }
         : {}),
     });
-    const ack = await client.send(payload);
+    // Another delivery may be using the connection: wait for it at most one timeout, so the
+    // attempt stays within its bound (then it is retried like any other failure).
+    const ack = await client.send(payload, { signal: attemptSignal(timeoutOf(connection) * 1000) });
     const response = ack.ack;
     if (ack.code === 'AA') return { payload, response, remoteReference: controlId };
     const outcome: AckOutcome =
@@ -342,16 +391,27 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
     async beginDelivery(input: DeliveryRef & { workflowId: string }): Promise<DeliveryPlan> {
       const { delivery, connection } = await loadDelivery(db, input);
       const settings = connection.settings as ConnectionSettings;
-      if (delivery.status === DELIVERY_STATUS.pending)
-        await updateDelivery(db, input.tenantId, input.deliveryId, {
-          status: DELIVERY_STATUS.delivering,
-          workflowId: input.workflowId,
-        });
+      // A send that a re-send has replaced (another workflow id) does not start.
+      const ours = delivery.workflow_id === null || delivery.workflow_id === input.workflowId;
+      const started =
+        ours &&
+        delivery.status === DELIVERY_STATUS.pending &&
+        (await updateDelivery(
+          db,
+          input.tenantId,
+          input.deliveryId,
+          { status: DELIVERY_STATUS.delivering, workflowId: input.workflowId },
+          { status: DELIVERY_STATUS.pending },
+        ));
+      const timeout = timeoutOf(connection);
+      const httpSeconds = 2 * (TOKEN_REQUEST_TIMEOUT_MS / 1000 + timeout);
+      const mllpSeconds = timeout + MLLP_CONNECT_SECONDS + timeout;
       return {
-        status: delivery.status === DELIVERY_STATUS.pending ? DELIVERY_STATUS.delivering : delivery.status,
+        status: started ? DELIVERY_STATUS.delivering : ours ? delivery.status : SUPERSEDED,
         maxAttempts: Math.max(1, Math.min(settings.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, 100)),
         critical: delivery.critical,
         criticalDeliveryMinutes: CRITICAL_DELIVERY_MINUTES,
+        attemptSeconds: Math.ceil(Math.max(httpSeconds, mllpSeconds) + ATTEMPT_MARGIN_SECONDS),
       };
     },
 
@@ -360,8 +420,14 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
      * to the connection's FHIR server, MLLP receiver or webhook. Each attempt is recorded with what
      * was sent and what came back. Throws to retry; a permanent refusal is non-retryable.
      */
-    async deliverReport(input: DeliveryRef): Promise<{ remoteReference: string | null }> {
+    async deliverReport(input: DeliverySend): Promise<{ remoteReference: string | null }> {
       const { delivery, connection } = await loadDelivery(db, input);
+      const guard = input.workflowId ? { workflowId: input.workflowId } : {};
+      if (input.workflowId && delivery.workflow_id !== input.workflowId)
+        throw ApplicationFailure.nonRetryable(
+          `delivery ${input.deliveryId} was sent again by a newer send; this one stops`,
+          'DeliverySuperseded',
+        );
       if (delivery.status === DELIVERY_STATUS.delivered)
         return { remoteReference: delivery.remote_reference };
       const tenant = await loadTenant(db, input.tenantId);
@@ -377,7 +443,13 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
         else throw permanent(`results cannot be delivered in format ${connection.format}`);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        await updateDelivery(db, input.tenantId, input.deliveryId, { attempted: true, lastError: message });
+        await updateDelivery(
+          db,
+          input.tenantId,
+          input.deliveryId,
+          { attempted: true, lastError: message },
+          guard,
+        );
         logger.warn(
           {
             tenantId: input.tenantId,
@@ -390,14 +462,22 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
         throw error;
       }
       await db.transaction().execute(async (trx) => {
-        await updateDelivery(trx, input.tenantId, input.deliveryId, {
-          attempted: true,
-          status: DELIVERY_STATUS.delivered,
-          payload: sent.payload,
-          response: sent.response.slice(0, KEEP_RESPONSE_CHARS),
-          remoteReference: sent.remoteReference,
-          lastError: null,
-        });
+        const recorded = await updateDelivery(
+          trx,
+          input.tenantId,
+          input.deliveryId,
+          {
+            attempted: true,
+            status: DELIVERY_STATUS.delivered,
+            payload: sent.payload,
+            response: sent.response.slice(0, KEEP_RESPONSE_CHARS),
+            remoteReference: sent.remoteReference,
+            lastError: null,
+          },
+          guard,
+        );
+        // A re-send took over while this attempt was under way: that send records its own outcome.
+        if (!recorded) return;
         await audit(trx, input.tenantId, 'delivery.delivered', `delivery/${input.deliveryId}`, {
           reportId: delivery.report_id,
           connection: connection.name,
@@ -408,14 +488,18 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
     },
 
     /** The last attempt failed (or the destination refused for good): visible, re-sendable, audited. */
-    async deadLetterDelivery(input: DeliveryRef & { reason: string }): Promise<void> {
+    async deadLetterDelivery(input: DeliverySend & { reason: string }): Promise<void> {
       await db.transaction().execute(async (trx) => {
         const delivery = await findDelivery(trx, input.tenantId, input.deliveryId);
         if (!delivery || delivery.status === DELIVERY_STATUS.delivered) return;
-        await updateDelivery(trx, input.tenantId, input.deliveryId, {
-          status: DELIVERY_STATUS.deadLetter,
-          deadLetterReason: input.reason,
-        });
+        const recorded = await updateDelivery(
+          trx,
+          input.tenantId,
+          input.deliveryId,
+          { status: DELIVERY_STATUS.deadLetter, deadLetterReason: input.reason },
+          input.workflowId ? { workflowId: input.workflowId } : {},
+        );
+        if (!recorded) return;
         await audit(trx, input.tenantId, 'delivery.dead_lettered', `delivery/${input.deliveryId}`, {
           reportId: delivery.report_id,
           reason: input.reason,
@@ -438,7 +522,8 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
           reason: `${input.reason}; make sure the result reaches its destination (call it through, or re-send the delivery)`,
           reportId: delivery.report_id,
           workflowId: input.workflowId,
-          payload: { deliveryId: delivery.id, connection: connection.name, lastError: delivery.last_error },
+          // The attempt's error stays with the delivery (admins see it there), not in the task.
+          payload: { deliveryId: delivery.id, connection: connection.name },
         });
         if (created)
           await audit(trx, input.tenantId, 'delivery.escalated', `delivery/${delivery.id}`, {
@@ -483,6 +568,9 @@ export function webhookBody(result: ReleasedResult, deliveryId: string, tenantSl
     ...result.observations.map(toObservation),
     ...(result.patient ? [toPatient(result.patient)] : []),
   ];
+  // Entries are named by urn:uuid, so references between them use those names too
+  // (https://hl7.org/fhir/R4/bundle.html#references): a receiver resolves them inside the Bundle.
+  const inBundle = new Map(resources.map((r) => [`${r.resourceType}/${r.id}`, `urn:uuid:${r.id}`]));
   return {
     event: 'result.released',
     deliveryId,
@@ -491,7 +579,24 @@ export function webhookBody(result: ReleasedResult, deliveryId: string, tenantSl
     bundle: {
       resourceType: 'Bundle',
       type: 'collection',
-      entry: resources.map((resource) => ({ fullUrl: `urn:uuid:${resource.id}`, resource })),
+      entry: resources.map((resource) => ({
+        fullUrl: `urn:uuid:${resource.id}`,
+        resource: referencesWithin(resource, inBundle),
+      })),
     },
   };
+}
+
+/** A copy of `value` whose `reference`s to resources in `names` use the Bundle's names for them. */
+function referencesWithin<T>(value: T, names: Map<string, string>): T {
+  if (Array.isArray(value)) return value.map((v: unknown) => referencesWithin(v, names)) as T;
+  if (value === null || typeof value !== 'object') return value;
+  const copy: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value)) {
+    copy[key] =
+      key === 'reference' && typeof v === 'string' && names.has(v)
+        ? names.get(v)
+        : referencesWithin(v, names);
+  }
+  return copy as T;
 }

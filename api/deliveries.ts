@@ -42,11 +42,19 @@ export async function resendDelivery(
   try {
     await services.starter.startDelivery(tenant.id, id, before.workflowId);
   } catch (error) {
-    await updateDelivery(services.db, tenant.id, id, {
-      status: before.delivery.status as 'dead_letter' | 'delivered',
-      deadLetterReason: before.delivery.dead_letter_reason,
-      lastError: `re-send could not start: ${(error as Error).message}`,
-    });
+    // Only this re-send's own row is put back: should its workflow have started after all (and moved
+    // the delivery on), what it did stands.
+    await updateDelivery(
+      services.db,
+      tenant.id,
+      id,
+      {
+        status: before.delivery.status as 'dead_letter' | 'delivered',
+        deadLetterReason: before.delivery.dead_letter_reason,
+        lastError: `re-send could not start: ${(error as Error).message}`,
+      },
+      { workflowId: before.workflowId, status: DELIVERY_STATUS.pending },
+    );
     throw new AppError(
       'unavailable',
       'Temporal is not reachable; the delivery was not sent again, try later',

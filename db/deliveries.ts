@@ -131,14 +131,25 @@ export interface DeliveryChange {
   resent?: boolean;
 }
 
+/**
+ * Conditions an update holds to: a late attempt of an earlier send must not overwrite the send
+ * that replaced it (a re-send gives the delivery a new workflow id).
+ */
+export interface DeliveryGuard {
+  workflowId?: string;
+  status?: DeliveryStatus;
+}
+
+/** Changes a delivery; false when it does not exist or no longer matches `guard`. */
 export async function updateDelivery(
   db: Db,
   tenantId: string,
   id: string,
   change: DeliveryChange,
-): Promise<void> {
+  guard: DeliveryGuard = {},
+): Promise<boolean> {
   const now = new Date();
-  await tenantScope(db, tenantId)
+  let query = tenantScope(db, tenantId)
     .updateTable('deliveries')
     .set({
       updated_at: now,
@@ -155,6 +166,9 @@ export async function updateDelivery(
       ...(change.attempted ? { attempts: sql<number>`attempts + 1` } : {}),
       ...(change.resent ? { sends: sql<number>`sends + 1`, attempts: 0 } : {}),
     })
-    .where('id', '=', id)
-    .execute();
+    .where('id', '=', id);
+  if (guard.workflowId !== undefined) query = query.where('workflow_id', '=', guard.workflowId);
+  if (guard.status !== undefined) query = query.where('status', '=', guard.status);
+  const [result] = await query.execute();
+  return Number(result?.numUpdatedRows ?? 0) > 0;
 }

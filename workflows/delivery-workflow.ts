@@ -13,7 +13,8 @@ export interface DeliveryWorkflowInput {
 }
 
 export interface DeliveryState {
-  status: 'delivered' | 'dead_letter';
+  /** `superseded`: a re-send replaced this send before it started; the newer one reports. */
+  status: 'delivered' | 'dead_letter' | 'superseded';
   reason: string | null;
   escalationTaskId: string | null;
 }
@@ -36,11 +37,13 @@ export async function deliveryWorkflow(input: DeliveryWorkflowInput): Promise<De
   const plan = await acts.beginDelivery({ tenantId, deliveryId, workflowId });
   const state: DeliveryState = { status: 'delivered', reason: null, escalationTaskId: null };
   if (plan.status === 'delivered') return state;
+  if (plan.status === 'superseded') return { ...state, status: 'superseded' };
   if (plan.status === 'dead_letter')
     return { ...state, status: 'dead_letter', reason: 'dead-lettered before it started' };
 
   const send = proxyActivities<Activities>({
-    startToCloseTimeout: '2 minutes',
+    // Longer than an attempt can take, so an attempt is never abandoned while it is still sending.
+    startToCloseTimeout: plan.attemptSeconds ? `${plan.attemptSeconds} seconds` : '2 minutes',
     retry: {
       initialInterval: '2 seconds',
       backoffCoefficient: 2,
@@ -49,13 +52,17 @@ export async function deliveryWorkflow(input: DeliveryWorkflowInput): Promise<De
     },
   });
   let done = false;
-  const sending = send.deliverReport({ tenantId, deliveryId }).then(
+  const sending = send.deliverReport({ tenantId, deliveryId, workflowId }).then(
     () => {
       done = true;
     },
     (error: unknown) => {
       done = true;
       if (!(error instanceof ActivityFailure)) throw error;
+      if (error.cause instanceof ApplicationFailure && error.cause.type === 'DeliverySuperseded') {
+        state.status = 'superseded';
+        return;
+      }
       state.status = 'dead_letter';
       state.reason =
         error.cause instanceof ApplicationFailure || error.cause instanceof Error
@@ -77,11 +84,12 @@ export async function deliveryWorkflow(input: DeliveryWorkflowInput): Promise<De
       ).taskId;
   }
   await sending;
+  if (state.status === 'superseded') return state;
 
   if (state.status === 'dead_letter') {
     const reason = `not delivered after ${plan.maxAttempts} attempt(s) at most: ${state.reason ?? 'unknown'}`;
     state.reason = reason;
-    await acts.deadLetterDelivery({ tenantId, deliveryId, reason });
+    await acts.deadLetterDelivery({ tenantId, deliveryId, workflowId, reason });
     if (plan.critical && !state.escalationTaskId)
       state.escalationTaskId = (
         await acts.escalateDelivery({

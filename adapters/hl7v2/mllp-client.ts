@@ -67,9 +67,20 @@ export class MllpClient {
     };
   }
 
-  /** Sends one message and resolves with its ACK; rejects when it cannot be sent or no ACK comes. */
-  send(message: string): Promise<MllpAck> {
-    const result = this.#queue.then(() => this.#sendNow(message));
+  /**
+   * Sends one message and resolves with its ACK; rejects when it cannot be sent or no ACK comes.
+   * `signal` bounds the wait behind earlier messages: once aborted, a message not yet written is
+   * never written (one already written still waits for its ACK, up to `ackTimeoutMs`).
+   */
+  send(message: string, options: { signal?: AbortSignal } = {}): Promise<MllpAck> {
+    const { signal } = options;
+    const result = this.#queue.then(() => {
+      if (signal?.aborted)
+        throw new Error(
+          `the message was not sent to ${this.#where}: ${signal.reason instanceof Error && signal.reason.name === 'TimeoutError' ? 'earlier messages held the connection too long' : 'the send was cancelled'}`,
+        );
+      return this.#sendNow(message);
+    });
     this.#queue = result.catch(() => undefined);
     return result;
   }

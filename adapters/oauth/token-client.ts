@@ -16,7 +16,8 @@ const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-b
 const ASSERTION_LIFETIME_SECONDS = 300;
 /** RFC 6749 §5.1 makes `expires_in` only RECOMMENDED; without it a token is kept this long. */
 const DEFAULT_EXPIRES_IN_SECONDS = 300;
-const REQUEST_TIMEOUT_MS = 30_000;
+/** How long a token endpoint may take to answer. */
+export const TOKEN_REQUEST_TIMEOUT_MS = 30_000;
 
 /** A token endpoint refused or failed; `retryable` says whether trying again later can help. */
 export class TokenError extends Error {
@@ -176,7 +177,7 @@ export class TokenProvider {
         method: 'POST',
         headers,
         body: form,
-        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        signal: AbortSignal.timeout(TOKEN_REQUEST_TIMEOUT_MS),
         redirect: 'manual',
       });
       text = await response.text();

@@ -3,7 +3,10 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import pino from 'pino';
+import { createDeliveryActivities } from '../../activities/deliveries.ts';
 import { parseHl7 } from '../../adapters/hl7v2/message.ts';
+import { findDelivery, updateDelivery } from '../../db/deliveries.ts';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
 import { expectValidSearchset } from '../support/fhir.ts';
 import { startFhirServer } from '../support/fhir-server.ts';
@@ -105,7 +108,7 @@ async function startMllpReceiver(answer: (message: string) => 'AA' | 'AE' | 'AR'
 /** A webhook receiver that verifies LabRelay-Signature as our own contract says, and answers `status()`. */
 async function startWebhookReceiver(status: () => number) {
   let secret = '';
-  const received: { verified: boolean; deliveryId: string; body: any }[] = [];
+  const received: { verified: boolean; deliveryId: string; idempotencyKey: string; body: any }[] = [];
   const server: Server = createHttpServer(async (req: IncomingMessage, res) => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
@@ -119,13 +122,15 @@ async function startWebhookReceiver(status: () => number) {
     received.push({
       verified,
       deliveryId: String(req.headers['labrelay-delivery-id']),
+      idempotencyKey: String(req.headers['idempotency-key']),
       body: JSON.parse(raw),
     });
     res.writeHead(verified ? status() : 401, { 'content-type': 'application/json' }).end('{}');
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/labrelay`,
+    // Like many webhook URLs, this one carries its secret in the path: errors must not show it.
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/labrelay/s3cret-path-token`,
     received,
     setSecret(s: string) {
       secret = s;
@@ -365,15 +370,78 @@ describe('outbound delivery', () => {
       expect(delivered.attempts).toBe(2);
       expect(hook.received.every((r) => r.verified)).toBe(true);
       expect(hook.received.map((r) => r.deliveryId)).toEqual([delivered.id, delivered.id]);
+      // Retries of one send share one idempotency key.
+      expect(hook.received.map((r) => r.idempotencyKey)).toEqual([`${delivered.id}/1`, `${delivered.id}/1`]);
       const body = hook.received[1]!.body;
       expect(body.event).toBe('result.released');
       expect(body.bundle.entry.map((e: any) => e.resource.resourceType)).toContain('DiagnosticReport');
+      // Every reference between the Bundle's resources resolves to one of its entries.
+      const fullUrls = new Set(body.bundle.entry.map((e: any) => e.fullUrl));
+      const report = body.bundle.entry.find(
+        (e: any) => e.resource.resourceType === 'DiagnosticReport',
+      ).resource;
+      expect(fullUrls.has(report.subject.reference)).toBe(true);
+      expect(report.result.length).toBeGreaterThan(0);
+      for (const r of report.result) expect(fullUrls.has(r.reference)).toBe(true);
+      for (const e of body.bundle.entry.filter((x: any) => x.resource.resourceType === 'Observation'))
+        expect(fullUrls.has(e.resource.subject.reference)).toBe(true);
 
       statuses = [400];
       await send(lr, cred, 'OUT-HOOK-2', { placer: 'ORD-3003', filler: 'FIL-4003' });
       const dead = await waitForDelivery(lr, 'out-hook', 'dead_letter');
       expect(dead.attempts).toBe(1);
       expect(dead.deadLetterReason).toContain('400');
+      expect(dead.deadLetterReason).toContain('Result webhook (http://127.0.0.1:');
+      expect(dead.deadLetterReason).not.toContain('s3cret-path-token');
+
+      // A re-send is a new send: the receiver must not discard it as a repeat.
+      statuses = [200];
+      await admin(lr.baseUrl, 'POST', `/v1/admin/tenants/out-hook/deliveries/${dead.id}/resend`, {}, 202);
+      const resent = await eventually(
+        async () =>
+          (await deliveriesOf(lr, 'out-hook')).find((d) => d.id === dead.id && d.status === 'delivered'),
+        60_000,
+        'the re-sent delivery',
+      );
+      expect(resent.sends).toBe(2);
+      expect(hook.received.at(-1)!.idempotencyKey).toBe(`${dead.id}/2`);
+
+      // The first send's late word (an attempt that outlived its activity) changes nothing now.
+      const { db, config } = lr.labrelay.services!;
+      const row = (await findDelivery(
+        db,
+        (await db.selectFrom('tenants').select('id').where('slug', '=', 'out-hook').executeTakeFirstOrThrow())
+          .id,
+        dead.id,
+      ))!;
+      expect(row.workflow_id).toBe(`delivery/${dead.id}/2`);
+      const late = { workflowId: `delivery/${dead.id}/1` };
+      expect(
+        await updateDelivery(
+          db,
+          row.tenant_id,
+          dead.id,
+          { status: 'dead_letter', deadLetterReason: 'late' },
+          late,
+        ),
+      ).toBe(false);
+      const activities = createDeliveryActivities({
+        db,
+        logger: pino({ level: 'silent' }),
+        masterKey: config.masterKey,
+      } as Parameters<typeof createDeliveryActivities>[0]);
+      const before = hook.received.length;
+      await expect(
+        activities.deliverReport({ tenantId: row.tenant_id, deliveryId: dead.id, ...late }),
+      ).rejects.toMatchObject({ type: 'DeliverySuperseded' });
+      await activities.deadLetterDelivery({
+        tenantId: row.tenant_id,
+        deliveryId: dead.id,
+        ...late,
+        reason: 'late',
+      });
+      expect(hook.received.length).toBe(before);
+      expect(await findDelivery(db, row.tenant_id, dead.id)).toMatchObject({ status: 'delivered', sends: 2 });
     } finally {
       await hook.close();
     }

@@ -109,4 +109,31 @@ describe('deliveryWorkflow on the time-skipping test server', () => {
       expect.stringMatching(/^dead letter: not delivered after 3 attempt\(s\) at most: .*503/),
     ]);
   });
+
+  test('a send that a re-send replaced stops quietly: no dead letter, nobody paged', async () => {
+    const { calls, activities, attempts } = deliveryActivities({ critical: true, maxAttempts: 8 }, () => {
+      throw ApplicationFailure.nonRetryable(
+        'delivery d1 was sent again by a newer send',
+        'DeliverySuperseded',
+      );
+    });
+    const state = await run(activities);
+    expect(state.status).toBe('superseded');
+    expect(attempts()).toBe(1);
+    expect(calls).toEqual([]);
+  });
+
+  test('a send replaced before it began does not attempt at all', async () => {
+    const { calls, activities, attempts } = deliveryActivities({ critical: true, maxAttempts: 8 }, () => {});
+    (activities as unknown as Record<string, () => Promise<unknown>>).beginDelivery = async () => ({
+      status: 'superseded',
+      critical: true,
+      maxAttempts: 8,
+      criticalDeliveryMinutes: 15,
+    });
+    const state = await run(activities);
+    expect(state.status).toBe('superseded');
+    expect(attempts()).toBe(0);
+    expect(calls).toEqual([]);
+  });
 });

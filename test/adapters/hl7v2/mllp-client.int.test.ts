@@ -183,6 +183,23 @@ describe('MllpClient', () => {
     expect(new MllpClient({ host: 'h', port: 1 }).options.ackTimeoutMs).toBe(30_000);
   });
 
+  test('a message waiting behind a slow one past its deadline is never written; the slow one keeps its own ACK timeout', async () => {
+    const peer = await receiver((id) => (id === 'SLOW' ? null : [frame(ack('AA', id))]));
+    const client = await clientOf(peer, { ackTimeoutMs: 400 });
+    const slow = client.send(message('SLOW'));
+    const waiting = client.send(message('WAITING'), { signal: AbortSignal.timeout(100) });
+    await expect(waiting).rejects.toThrow('earlier messages held the connection too long');
+    await expect(slow).rejects.toThrow('no ACK');
+    expect(peer.received).toEqual(['SLOW']);
+    const cancelled = new AbortController();
+    cancelled.abort();
+    await expect(client.send(message('CANCELLED'), { signal: cancelled.signal })).rejects.toThrow(
+      'the send was cancelled',
+    );
+    expect((await client.send(message('NEXT'), { signal: AbortSignal.timeout(5_000) })).code).toBe('AA');
+    expect(peer.received).toEqual(['SLOW', 'NEXT']);
+  });
+
   test('nothing listening: connection refused; a peer that never completes the handshake: connect timeout', async () => {
     const port = await closedPort();
     const refused = new MllpClient({ host: '127.0.0.1', port });
