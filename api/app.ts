@@ -1,3 +1,4 @@
+import { adminUserRoutes } from './routes/admin-users.ts';
 import { randomUUID } from 'node:crypto';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
@@ -84,6 +85,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   app.route('/v1/admin', adminRoutes());
   app.route('/v1/admin', adminLifecycleRoutes());
   app.route('/v1/admin', adminConnectionRoutes());
+  app.route('/v1/admin', adminUserRoutes());
   app.route('/v1/jwks', jwksRoutes());
   app.route('/v1/ack', ackRoutes());
   app.route('/ack', ackPageRoutes());

@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import path from 'node:path';
@@ -7,14 +6,16 @@ import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import type { MiddlewareHandler } from 'hono';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import type { AppEnv } from './env.ts';
-import { isAdminToken } from './middleware/admin-auth.ts';
+import type { ConsoleAuth } from './console-auth.ts';
+import type { AppEnv, Services } from './env.ts';
 
 /** What the console's server code may use from the host process. */
 export interface ConsoleServices {
   db: Kysely<Database>;
-  sessionKey: Buffer;
-  checkAdminToken(candidate: string): boolean;
+  /** The API's own services: console actions call the same functions as the API routes with them. */
+  app: Services;
+  /** Sign-in, sessions and users. */
+  auth: ConsoleAuth;
   /** Where senders reach this LabRelay: the public HTTP URL and the MLLP listener. */
   endpoints(): { publicUrl: string; mllpPort: number | null; mllpTls: boolean };
   /** Re-sends a delivery (the same rule as the admin API); throws AppError (404, 409, 503). */
@@ -30,27 +31,10 @@ type NodeHandler = (req: IncomingMessage, res: ServerResponse, next: () => void)
  * Loads the built SvelteKit console (adapter-node) and returns a Hono handler that serves it on
  * the API's own port. Registers the services its server code reads.
  */
-export async function loadConsole(input: {
-  db: Kysely<Database>;
-  masterKey: Buffer;
-  adminToken: string;
-  endpoints: ConsoleServices['endpoints'];
-  resendDelivery: ConsoleServices['resendDelivery'];
-}): Promise<MiddlewareHandler<AppEnv>> {
+export async function loadConsole(services: ConsoleServices): Promise<MiddlewareHandler<AppEnv>> {
   const handlerFile = path.join(CONSOLE_BUILD_DIR, 'handler.js');
   if (!existsSync(handlerFile))
     throw new Error(`the console is not built (${handlerFile} is missing): run npm run build`);
-  const services: ConsoleServices = {
-    db: input.db,
-    // Bound to the admin token too: a new token ends every console session signed in with the old one.
-    sessionKey: createHmac('sha256', input.masterKey)
-      .update('labrelay-console-session|')
-      .update(createHmac('sha256', input.masterKey).update(input.adminToken).digest())
-      .digest(),
-    checkAdminToken: (candidate) => isAdminToken(candidate, input.adminToken),
-    endpoints: input.endpoints,
-    resendDelivery: input.resendDelivery,
-  };
   (globalThis as Record<symbol, unknown>)[Symbol.for('labrelay.console.services')] = services;
   // adapter-node reads its settings from prefixed variables; we tell it which header carries the protocol.
   process.env.LABRELAY_CONSOLE_PROTOCOL_HEADER = PROTOCOL_HEADER;

@@ -1,3 +1,4 @@
+import type { ConsoleAuth } from './console-auth.ts';
 import type { Client } from '@temporalio/client';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -19,6 +20,8 @@ export interface Services {
   temporal: () => Client | null;
   /** Per-credential request budgets (429 beyond them). */
   rateLimiter: RateLimiter;
+  /** Console sign-in, sessions and users (the admin API manages users with it too). */
+  consoleAuth: ConsoleAuth;
 }
 
 export interface BodySignatureCheck {

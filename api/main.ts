@@ -32,6 +32,13 @@ try {
   if (labrelay.httpPort !== null && config.adminTokenGenerated) {
     lines.push(`  Admin token (this start only; set LABRELAY_ADMIN_TOKEN to keep one): ${config.adminToken}`);
   }
+  if (labrelay.firstAdmin) {
+    lines.push(`  Console sign-in:  ${labrelay.firstAdmin.email}`);
+    if (labrelay.firstAdmin.password)
+      lines.push(
+        `    Password (shown this once; set LABRELAY_ADMIN_PASSWORD to choose one): ${labrelay.firstAdmin.password}`,
+      );
+  }
   if (labrelay.demo?.apiKey) {
     lines.push(`  Demo tenant "${labrelay.demo.slug}" created. Its credential is shown this once:`);
     lines.push(`    API key:        ${labrelay.demo.apiKey}`);

@@ -26,6 +26,7 @@ import {
 import { createWorkflowStarter } from './workflow-starter.ts';
 import { runPullers } from './intake/pull.ts';
 import { resendDelivery } from './deliveries.ts';
+import { createConsoleAuth } from './console-auth.ts';
 import { AppError } from './errors.ts';
 import { findTenantBySlug } from '../db/tenants.ts';
 
@@ -54,6 +55,8 @@ export interface LabRelay {
   mllpPort: number | null;
   temporal: TemporalTarget;
   demo: DemoSeed | null;
+  /** The console's first administrator when this start made one; the password only when generated. */
+  firstAdmin: { email: string; password: string | null } | null;
   stop(): Promise<void>;
 }
 
@@ -149,6 +152,7 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
       metrics,
       temporal: () => client,
       rateLimiter: new RateLimiter(),
+      consoleAuth: createConsoleAuth(database.db, logger),
     };
     stops.push(() => starter.drain());
 
@@ -173,8 +177,10 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
     let httpPort: number | null = null;
     let mllpPort: number | null = null;
     let demo: DemoSeed | null = null;
+    let firstAdmin: { email: string; password: string | null } | null = null;
     if (options.role !== 'worker') {
       if (options.seedDemo) demo = await seedDemoTenant(database.db, config.masterKey);
+      firstAdmin = await services.consoleAuth.ensureFirstAdmin(env);
       const relay = starter.runRelay(options.relayIntervalMs ?? 2000);
       stops.push(() => relay.stop());
       const pullers = runPullers(services, options.pullTickMs ?? 5000);
@@ -186,8 +192,8 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
         try {
           fallback = await loadConsole({
             db: database.db,
-            masterKey: config.masterKey,
-            adminToken: config.adminToken,
+            app: services,
+            auth: services.consoleAuth,
             endpoints: () => ({ publicUrl: config.publicUrl, mllpPort, mllpTls: Boolean(config.mllpTls) }),
             async resendDelivery(slug, id, actor, reason) {
               const tenant = await findTenantBySlug(database.db, slug);
@@ -238,7 +244,7 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
       stops.push(() => mllp.close());
     }
 
-    return { config, services, httpPort, mllpPort, temporal: target, demo, stop };
+    return { config, services, httpPort, mllpPort, temporal: target, demo, firstAdmin, stop };
   } catch (error) {
     await stop();
     throw error;

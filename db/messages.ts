@@ -67,7 +67,7 @@ export interface RecentMessage {
 /** The newest messages across all tenants (the platform admin's view), or of one tenant. */
 export async function listRecentMessages(
   db: Db,
-  options: { limit: number; tenantId?: string },
+  options: { limit: number; tenantId?: string; tenantIds?: string[] },
 ): Promise<RecentMessage[]> {
   let query = db
     .selectFrom('messages')
@@ -85,6 +85,12 @@ export async function listRecentMessages(
       'messages.received_at',
     ]);
   if (options.tenantId) query = query.where('messages.tenant_id', '=', options.tenantId);
+  if (options.tenantIds)
+    query = query.where(
+      'messages.tenant_id',
+      'in',
+      options.tenantIds.length ? options.tenantIds : ['00000000-0000-0000-0000-000000000000'],
+    );
   return query.orderBy('messages.received_at', 'desc').limit(options.limit).execute();
 }
 

@@ -503,6 +503,40 @@ export interface AuditEventsTable {
   hash: string;
 }
 
+export interface UsersTable {
+  id: string;
+  /** Lower-case; one account per address. */
+  email: string;
+  name: string;
+  /** argon2id, in its PHC string form. */
+  password_hash: string;
+  platform_admin: Generated<boolean>;
+  created_at: Timestamp;
+  password_changed_at: Timestamp;
+  disabled_at: NullableTimestamp;
+}
+
+export interface UserRolesTable {
+  user_id: string;
+  tenant_id: string;
+  /** admin, reviewer or provider (domain/console-access.ts). */
+  role: string;
+  /** For a provider: the tenant's provider this person is (their critical results and acknowledgements). */
+  provider_id: string | null;
+  created_at: Timestamp;
+}
+
+export interface ConsoleSessionsTable {
+  /** SHA-256 of the cookie's token: a database read never yields a usable session. */
+  token_hash: string;
+  user_id: string;
+  /** Every form of the session carries it; a form without it is refused. */
+  csrf_token: string;
+  created_at: Timestamp;
+  last_seen_at: Timestamp;
+  expires_at: Timestamp;
+}
+
 export interface Database {
   tenants: TenantsTable;
   credentials: CredentialsTable;
@@ -529,6 +563,9 @@ export interface Database {
   order_inbox: OrderInboxTable;
   deliveries: DeliveriesTable;
   smart_launches: SmartLaunchesTable;
+  users: UsersTable;
+  user_roles: UserRolesTable;
+  console_sessions: ConsoleSessionsTable;
 }
 
 export type Tenant = Selectable<TenantsTable>;
@@ -542,6 +579,8 @@ export type Patient = Selectable<PatientsTable>;
 export type Order = Selectable<OrdersTable>;
 export type Task = Selectable<TasksTable>;
 export type Provider = Selectable<ProvidersTable>;
+export type User = Selectable<UsersTable>;
+export type UserRole = Selectable<UserRolesTable>;
 export type CriticalResult = Selectable<CriticalResultsTable>;
 export type CriticalAttempt = Selectable<CriticalAttemptsTable>;
 export type StoredDocument = Selectable<DocumentsTable>;

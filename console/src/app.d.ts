@@ -1,8 +1,10 @@
+import type { ConsoleUser } from '../../api/console-auth.ts';
+
 declare global {
   namespace App {
     interface Locals {
-      /** Set when the request carries a valid console session. */
-      admin: boolean;
+      /** The signed-in person, with their roles and the session's CSRF token; null when nobody is. */
+      user: ConsoleUser | null;
     }
   }
 }

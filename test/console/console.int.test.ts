@@ -4,7 +4,8 @@ import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
 import {
-  ADMIN_TOKEN,
+  ADMIN_EMAIL,
+  ADMIN_PASSWORD,
   admin,
   createTenantWithCredential,
   eventually,
@@ -27,7 +28,7 @@ describe('console in a real browser', () => {
     await lr?.stop();
   });
 
-  test('an admin signs in with the token and sees tenants and recent messages with their status', async () => {
+  test('an admin signs in with e-mail and password and sees tenants and recent messages with their status', async () => {
     const cred = await createTenantWithCredential(lr.baseUrl, 'consolelab');
     // A destination that is down: the result's delivery is dead-lettered after its one attempt.
     await admin(lr.baseUrl, 'POST', '/v1/admin/tenants/consolelab/connections', {
@@ -46,11 +47,12 @@ describe('console in a real browser', () => {
     expect(new URL(page.url()).pathname).toBe('/login');
     // The form works with or without JavaScript (use:enhance), so no need to wait for hydration.
 
-    await page.getByLabel('Admin token').fill('not-the-token');
+    await page.getByLabel('E-mail address').fill(ADMIN_EMAIL);
+    await page.getByLabel('Password').fill('not the password');
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await expect.poll(() => page.getByRole('alert').textContent()).toContain('not valid');
+    await expect.poll(() => page.getByRole('alert').textContent()).toContain('do not match');
 
-    await page.getByLabel('Admin token').fill(ADMIN_TOKEN);
+    await page.getByLabel('Password').fill(ADMIN_PASSWORD);
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.waitForURL(`${lr.baseUrl}/`);
     await page.getByRole('heading', { name: 'Tenants' }).waitFor();
@@ -124,14 +126,45 @@ describe('console in a real browser', () => {
     await page.screenshot({ path: path.join(SCREENSHOTS, 'login.png') });
   });
 
-  test('a form posted from another origin is refused', async () => {
-    const response = await fetch(`${lr.baseUrl}/login`, {
+  test('a form posted from another origin, or without its CSRF token, is refused', async () => {
+    const body = new URLSearchParams({ email: ADMIN_EMAIL, password: ADMIN_PASSWORD });
+    const crossSite = await fetch(`${lr.baseUrl}/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'https://evil.example' },
-      body: `token=${ADMIN_TOKEN}`,
+      body,
       redirect: 'manual',
     });
-    expect(response.status).toBe(403);
-    expect(response.headers.get('set-cookie')).toBeNull();
+    expect(crossSite.status).toBe(403);
+    expect(crossSite.headers.get('set-cookie')).toBeNull();
+
+    // Same origin, right password, but no CSRF token: refused, no session.
+    const noToken = await fetch(`${lr.baseUrl}/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: lr.baseUrl },
+      body,
+      redirect: 'manual',
+    });
+    expect(noToken.status).toBe(403);
+    expect(await noToken.text()).toContain('Reload the page');
+    expect(noToken.headers.get('set-cookie') ?? '').not.toContain('labrelay_session');
+
+    // With the login page's token (cookie and field), the same request signs in.
+    const loginPage = await fetch(`${lr.baseUrl}/login`);
+    const cookie = loginPage.headers.get('set-cookie')!.split(';')[0]!;
+    const token = /name="csrf" value="([^"]+)"/.exec(await loginPage.text())![1]!;
+    body.set('csrf', token);
+    const signedIn = await fetch(`${lr.baseUrl}/login`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        accept: 'text/html',
+        origin: lr.baseUrl,
+        cookie,
+      },
+      body,
+      redirect: 'manual',
+    });
+    expect(signedIn.status).toBe(303);
+    expect(signedIn.headers.get('set-cookie')).toContain('labrelay_session=');
   });
 });

@@ -9,6 +9,9 @@ import { startLabRelay, type LabRelay, type Role } from '../../api/runtime.ts';
 import { createTestDatabase } from './postgres.ts';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+/** The console's first administrator in tests (LABRELAY_ADMIN_EMAIL / LABRELAY_ADMIN_PASSWORD). */
+export const ADMIN_EMAIL = 'admin@labrelay.test';
+export const ADMIN_PASSWORD = 'correct horse battery staple';
 export type DatabaseChoice = 'pglite' | 'postgres';
 
 export interface TestLabRelay {
@@ -31,6 +34,8 @@ export async function testEnv(
     MLLP_PORT: '0',
     LABRELAY_DATA_DIR: dataDir,
     LABRELAY_ADMIN_TOKEN: ADMIN_TOKEN,
+    LABRELAY_ADMIN_EMAIL: ADMIN_EMAIL,
+    LABRELAY_ADMIN_PASSWORD: ADMIN_PASSWORD,
     LABRELAY_MASTER_KEY: 'a'.repeat(64),
     TEMPORAL_ADDRESS: inject('temporalAddress'),
     TEMPORAL_NAMESPACE: inject('temporalNamespace'),

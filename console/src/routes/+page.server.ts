@@ -1,14 +1,21 @@
-import { redirect } from '@sveltejs/kit';
 import { listRecentMessages } from '../../../db/messages.ts';
 import { listTenants } from '../../../db/tenants.ts';
+import { mayAct } from '../../../domain/console-access.ts';
+import { signedIn } from '../lib/server/access.ts';
 import { services } from '../lib/server/services.ts';
 import type { PageServerLoad } from './$types';
 
+/** The tenants the person has a role in (every tenant for a platform admin) and their recent messages. */
 export const load = (async ({ locals }) => {
-  if (!locals.admin) redirect(303, '/login');
+  const user = signedIn(locals);
   const { db } = services();
-  const [tenants, messages] = await Promise.all([listTenants(db), listRecentMessages(db, { limit: 50 })]);
+  const tenants = (await listTenants(db)).filter((t) => mayAct(user, t.id, 'read'));
+  const messages = await listRecentMessages(db, {
+    limit: 50,
+    ...(user.platformAdmin ? {} : { tenantIds: tenants.map((t) => t.id) }),
+  });
   return {
+    platformAdmin: user.platformAdmin,
     tenants: tenants.map((t) => ({
       id: t.id,
       slug: t.slug,

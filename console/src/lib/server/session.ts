@@ -1,23 +1,35 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Cookies } from '@sveltejs/kit';
 
 export const SESSION_COOKIE = 'labrelay_session';
-export const SESSION_SECONDS = 12 * 60 * 60;
+/** Before sign-in there is no session: the login form's CSRF token is a cookie it must repeat. */
+export const LOGIN_CSRF_COOKIE = 'labrelay_login_csrf';
+/** The form field every console form carries (components/Csrf.svelte). */
+export const CSRF_FIELD = 'csrf';
 
-function sign(key: Buffer, payload: string): string {
-  return createHmac('sha256', key).update(`console-session|${payload}`).digest('base64url');
+export function sameToken(a: string | null | undefined, b: string | null | undefined): boolean {
+  if (!a || !b) return false;
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** A session token: expiry and an HMAC under a key derived from the master key. */
-export function issueSession(key: Buffer, nowSeconds: number): string {
-  const payload = String(nowSeconds + SESSION_SECONDS);
-  return `${payload}.${sign(key, payload)}`;
+export function cookieOptions(url: URL, maxAgeSeconds: number) {
+  return {
+    path: '/',
+    httpOnly: true,
+    sameSite: 'strict' as const,
+    secure: url.protocol === 'https:',
+    maxAge: maxAgeSeconds,
+  };
 }
 
-export function sessionIsValid(key: Buffer, token: string | undefined, nowSeconds: number): boolean {
-  if (!token) return false;
-  const [payload, mac] = token.split('.');
-  if (!payload || !mac || !/^\d+$/.test(payload) || Number(payload) < nowSeconds) return false;
-  const expected = Buffer.from(sign(key, payload));
-  const given = Buffer.from(mac);
-  return expected.length === given.length && timingSafeEqual(expected, given);
+/** The login form's CSRF token: the cookie's, made when missing. */
+export function loginCsrf(cookies: Cookies, url: URL): string {
+  let token = cookies.get(LOGIN_CSRF_COOKIE);
+  if (!token || !/^[\w-]{20,64}$/.test(token)) {
+    token = randomBytes(24).toString('base64url');
+    cookies.set(LOGIN_CSRF_COOKIE, token, cookieOptions(url, 60 * 60));
+  }
+  return token;
 }

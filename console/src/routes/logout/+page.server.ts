@@ -1,4 +1,5 @@
 import { redirect } from '@sveltejs/kit';
+import { services } from '../../lib/server/services.ts';
 import { SESSION_COOKIE } from '../../lib/server/session.ts';
 import type { Actions, PageServerLoad } from './$types';
 
@@ -7,7 +8,8 @@ export const load = (() => {
 }) satisfies PageServerLoad;
 
 export const actions = {
-  default: ({ cookies }) => {
+  default: async ({ cookies }) => {
+    await services().auth.signOut(cookies.get(SESSION_COOKIE));
     cookies.delete(SESSION_COOKIE, { path: '/' });
     redirect(303, '/login');
   },

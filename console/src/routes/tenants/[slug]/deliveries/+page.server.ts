@@ -1,18 +1,17 @@
-import { error, fail, redirect } from '@sveltejs/kit';
+import { fail } from '@sveltejs/kit';
 import { AppError } from '../../../../../../api/errors.ts';
 import { listDeliveries } from '../../../../../../db/deliveries.ts';
-import { findTenantBySlug } from '../../../../../../db/tenants.ts';
+import { actorOf, tenantFor } from '../../../../lib/server/access.ts';
 import { services } from '../../../../lib/server/services.ts';
+import { mayAct } from '../../../../../../domain/console-access.ts';
 import type { Actions, PageServerLoad } from './$types';
 
 const STATUSES = ['pending', 'delivering', 'delivered', 'dead_letter'] as const;
 
 /** Every delivery of the tenant's released results, dead letters first when asked for. */
 export const load = (async ({ locals, params, url }) => {
-  if (!locals.admin) redirect(303, '/login');
+  const { tenant, user } = await tenantFor(locals, params.slug, 'read');
   const { db } = services();
-  const tenant = await findTenantBySlug(db, params.slug);
-  if (!tenant) error(404, `there is no tenant ${params.slug}`);
   const status = url.searchParams.get('status');
   const filter = STATUSES.find((s) => s === status) ?? null;
   const rows = await listDeliveries(db, tenant.id, {
@@ -22,6 +21,7 @@ export const load = (async ({ locals, params, url }) => {
   });
   return {
     tenant: { slug: tenant.slug, name: tenant.name },
+    mayResend: mayAct(user, tenant.id, 'configure'),
     filter,
     deliveries: rows.map((d) => ({
       id: d.id,
@@ -42,12 +42,12 @@ export const load = (async ({ locals, params, url }) => {
 export const actions = {
   /** Re-send one delivery; the admin role is checked again here, whatever the page showed. */
   resend: async ({ locals, params, request }) => {
-    if (!locals.admin) return fail(403, { message: 'Sign in as an administrator to re-send a delivery.' });
+    const { user } = await tenantFor(locals, params.slug, 'configure');
     const form = await request.formData();
     const id = String(form.get('id') ?? '');
     if (!/^[0-9a-f-]{36}$/i.test(id)) return fail(400, { message: 'No delivery was named.' });
     try {
-      await services().resendDelivery(params.slug, id, 'admin (console)', null);
+      await services().resendDelivery(params.slug, id, actorOf(user), null);
     } catch (e) {
       if (e instanceof AppError) return fail(e.status, { message: e.message, id });
       throw e;

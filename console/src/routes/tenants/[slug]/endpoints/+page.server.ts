@@ -1,9 +1,8 @@
-import { error, redirect } from '@sveltejs/kit';
 import { CSV_COLUMNS } from '../../../../../../adapters/csv/results-csv.ts';
 import { SIMPLE_RESULTS_EXAMPLE } from '../../../../../../adapters/json/results-json.ts';
 import { listConnections } from '../../../../../../db/connections.ts';
 import { tenantScope } from '../../../../../../db/tenant-scope.ts';
-import { findTenantBySlug } from '../../../../../../db/tenants.ts';
+import { tenantFor } from '../../../../lib/server/access.ts';
 import { services } from '../../../../lib/server/services.ts';
 import type { PageServerLoad } from './$types';
 
@@ -19,10 +18,8 @@ function sampleHl7(slug: string): string {
 
 /** The tenant's own endpoints, credentials (never their secrets) and copy-ready sample requests. */
 export const load = (async ({ locals, params }) => {
-  if (!locals.admin) redirect(303, '/login');
+  const { tenant } = await tenantFor(locals, params.slug, 'configure');
   const { db, endpoints } = services();
-  const tenant = await findTenantBySlug(db, params.slug);
-  if (!tenant) error(404, `there is no tenant ${params.slug}`);
   const { publicUrl, mllpPort, mllpTls } = endpoints();
   const base = `${publicUrl}/v1/t/${tenant.slug}`;
   const [connections, credentials] = await Promise.all([
