@@ -41,9 +41,12 @@ const OPEN: string[] = [TASK_STATUS.open, TASK_STATUS.claimed];
 /** Wrong read-backs one recipient may give before only a person at the lab can record the acknowledgement. */
 const MAX_READ_BACK_REFUSALS = 5;
 
-/** The person behind an actor ("dave (credential:…)" is dave): who a task is assigned to. */
-function personOf(actor: string): string {
-  return actor.replace(/ \(credential:[^)]+\)$/, '');
+/**
+ * The person behind an actor ("dave (credential:…)" and "dave@lab.example (console)" are dave and
+ * dave@lab.example): who a task is assigned to.
+ */
+export function personOf(actor: string): string {
+  return actor.replace(/ \((credential:[^)]+|console)\)$/, '');
 }
 
 /** Locks a task that is still open or claimed, for a change in the caller's transaction. */

@@ -29,7 +29,7 @@ export async function tenantFor(
   return { tenant, user };
 }
 
-/** How a person is named in the audit trail. */
+/** How a person is named in the audit trail and on tasks they claim (api/lifecycle.ts personOf). */
 export function actorOf(user: ConsoleUser): string {
-  return `user:${user.email} (console)`;
+  return `${user.email} (console)`;
 }
