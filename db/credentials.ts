@@ -45,7 +45,10 @@ export async function insertCredential(
     .executeTakeFirstOrThrow();
 }
 
-/** The live (not revoked) credential whose API key hashes to `keyHash`, with its tenant's slug. */
+/**
+ * The live credential whose API key hashes to `keyHash`, with its tenant's slug: not revoked, or
+ * rotated and still within its overlap.
+ */
 export async function findActiveCredentialByKeyHash(
   db: Db,
   keyHash: string,
@@ -56,17 +59,56 @@ export async function findActiveCredentialByKeyHash(
     .selectAll('credentials')
     .select('tenants.slug as tenant_slug')
     .where('credentials.key_hash', '=', keyHash)
-    .where('credentials.revoked_at', 'is', null)
+    .where((eb) =>
+      eb.or([eb('credentials.revoked_at', 'is', null), eb('credentials.revoked_at', '>', new Date())]),
+    )
     .executeTakeFirst();
 }
 
-/** Revokes a credential of the tenant; false when there is no such live credential. */
-export async function revokeCredential(db: Db, tenantId: string, credentialId: string): Promise<boolean> {
+/** A live credential of the tenant (not revoked, or within a rotation's overlap), locked for a change. */
+export async function lockLiveCredential(
+  db: Db,
+  tenantId: string,
+  credentialId: string,
+): Promise<Credential | undefined> {
+  return tenantScope(db, tenantId)
+    .selectFrom('credentials')
+    .selectAll()
+    .where('id', '=', credentialId)
+    .where((eb) => eb.or([eb('revoked_at', 'is', null), eb('revoked_at', '>', new Date())]))
+    .forUpdate()
+    .executeTakeFirst();
+}
+
+/**
+ * Ends a credential of the tenant at `at` (now: revoked at once; later: the overlap of a rotation);
+ * false when there is no such live credential.
+ */
+export async function revokeCredential(
+  db: Db,
+  tenantId: string,
+  credentialId: string,
+  at: Date = new Date(),
+): Promise<boolean> {
   const result = await tenantScope(db, tenantId)
     .updateTable('credentials')
-    .set({ revoked_at: new Date() })
+    .set({ revoked_at: at })
     .where('id', '=', credentialId)
-    .where('revoked_at', 'is', null)
+    .where((eb) => eb.or([eb('revoked_at', 'is', null), eb('revoked_at', '>', new Date())]))
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
+}
+
+/** Replaces a credential's signing secrets (rotation: the new one, and the old one until it expires). */
+export async function setSigningSecrets(
+  db: Db,
+  tenantId: string,
+  credentialId: string,
+  secrets: SigningSecretRecord[],
+): Promise<void> {
+  await tenantScope(db, tenantId)
+    .updateTable('credentials')
+    .set({ signing_salts: JSON.stringify(secrets) })
+    .where('id', '=', credentialId)
+    .execute();
 }

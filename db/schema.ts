@@ -48,6 +48,7 @@ export interface CredentialsTable {
   /** Per-secret salts and hashes; the secrets themselves are derived from the master key. */
   signing_salts: Json<SigningSecretRecord[]>;
   created_at: Timestamp;
+  /** When the key stops working: now when revoked, later when rotated with overlap. */
   revoked_at: NullableTimestamp;
   /** Seed 003 access scope: the clients (ordering organisations) this key may read and write; null = all. */
   client_ids: Json<string[]> | null;
@@ -63,6 +64,8 @@ export interface SigningSecretRecord {
   salt: string;
   hash: string;
   createdAt: string;
+  /** Set on the older secret when a new one is issued: both verify until then (rotation overlap). */
+  expiresAt?: string;
 }
 
 export interface ConnectionsTable {

@@ -63,9 +63,14 @@ export function tenantAuth(): MiddlewareHandler<AppEnv> {
     }
 
     const hasBody = c.req.method !== 'GET' && c.req.method !== 'HEAD';
-    const secrets = credential.signing_salts.map((s) =>
-      deriveSigningSecret(config.masterKey, credential.id, s.salt),
-    );
+    // During a rotation two secrets verify: the new one, and the old one until its expiry.
+    const now = Date.now();
+    const secrets = credential.signing_salts
+      .filter((s) => !s.expiresAt || Date.parse(s.expiresAt) > now)
+      .map((s) => deriveSigningSecret(config.masterKey, credential.id, s.salt));
+    // A signed key never becomes an unsigned one, whatever happened to its secrets.
+    if (credential.signing_salts.length > 0 && secrets.length === 0)
+      throw new AppError('unauthorized', 'the signing secrets of this API key have expired; rotate it');
     c.set('tenant', tenant);
     c.set('credential', credential);
     c.set('remoteAddress', remoteAddress);

@@ -1,10 +1,8 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { appendAudit } from '../../db/audit.ts';
-import { revokeCredential } from '../../db/credentials.ts';
 import type { Tenant } from '../../db/schema.ts';
-import { findTenantBySlug, insertTenant, listTenants } from '../../db/tenants.ts';
+import { listTenants } from '../../db/tenants.ts';
 import { isKnownUnit } from '../../domain/units.ts';
-import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
 import { validationHook } from '../validation.ts';
@@ -17,7 +15,16 @@ import {
   Slug,
   SlugParam,
 } from './openapi-common.ts';
-import { issueCredential } from '../security/credentials.ts';
+import {
+  DEFAULT_OVERLAP_MINUTES,
+  issueTenantCredential,
+  MAX_OVERLAP_MINUTES,
+  revokeTenantCredential,
+  rotateApiKey,
+  rotateSigningSecret,
+} from '../tenant-credentials.ts';
+import { tenantScope } from '../../db/tenant-scope.ts';
+import { createTenant } from '../tenants.ts';
 import { SCOPES } from '../security/keys.ts';
 
 const TenantBody = z.object({ slug: Slug, name: z.string().trim().min(1).max(200) }).openapi('NewTenant');
@@ -220,28 +227,7 @@ export function adminRoutes() {
       },
     }),
     async (c) => {
-      const { db } = c.get('services');
-      const body = c.req.valid('json');
-      const taken = () => new AppError('conflict', `a tenant with slug ${body.slug} already exists`);
-      const tenant = await db
-        .transaction()
-        .execute(async (trx) => {
-          if (await findTenantBySlug(trx, body.slug)) throw taken();
-          const created = await insertTenant(trx, body);
-          await appendAudit(trx, {
-            tenantId: created.id,
-            actor: 'admin',
-            action: 'tenant.created',
-            subject: `tenant/${created.id}`,
-            details: { slug: body.slug },
-          });
-          return created;
-        })
-        .catch((error: unknown) => {
-          // Two creations of one slug at once: the unique index decides, the loser hears 409.
-          if ((error as { code?: unknown }).code === '23505') throw taken();
-          throw error;
-        });
+      const tenant = await createTenant(c.get('services'), c.req.valid('json'), 'admin');
       return c.json(tenantOut(tenant), 201);
     },
   );
@@ -332,21 +318,22 @@ export function adminRoutes() {
       const { slug } = c.req.valid('param');
       const body = c.req.valid('json');
       const tenant = await requireTenant(db, slug);
-      const issued = await db.transaction().execute((trx) =>
-        issueCredential(trx, config.masterKey, {
-          tenantId: tenant.id,
+      const issued = await issueTenantCredential(
+        { db, config },
+        tenant,
+        {
           name: body.name,
           scopes: body.scopes,
           environment: body.environment,
           signed: body.signed,
-          actor: 'admin',
           access: {
             clientIds: body.clientIds,
             locationIds: body.locationIds,
             rateLimitPerMinute: body.rateLimitPerMinute,
             allowIps: body.allowIps,
           },
-        }),
+        },
+        'admin',
       );
       return c.json(
         {
@@ -377,18 +364,99 @@ export function adminRoutes() {
     async (c) => {
       const { db } = c.get('services');
       const { slug, id } = c.req.valid('param');
-      const tenant = await requireTenant(db, slug);
-      await db.transaction().execute(async (trx) => {
-        if (!(await revokeCredential(trx, tenant.id, id)))
-          throw new AppError('not_found', `tenant ${slug} has no live credential ${id}`);
-        await appendAudit(trx, {
-          tenantId: tenant.id,
-          actor: 'admin',
-          action: 'credential.revoked',
-          subject: `credential/${id}`,
-        });
-      });
+      await revokeTenantCredential({ db }, await requireTenant(db, slug), id, 'admin');
       return c.body(null, 204);
+    },
+  );
+
+  const Overlap = z
+    .object({
+      overlapMinutes: z
+        .number()
+        .int()
+        .min(0)
+        .max(MAX_OVERLAP_MINUTES)
+        .optional()
+        .openapi({ description: `How long the old one keeps working (default ${DEFAULT_OVERLAP_MINUTES})` }),
+    })
+    .strict();
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tenants/{slug}/credentials/{id}/rotate',
+      summary: 'Rotate an API key with overlap: a new key (and secret) shown once; the old one ends later',
+      request: {
+        params: z.object({ slug: Slug, id: z.string().uuid() }),
+        body: { required: false, ...json(Overlap) },
+      },
+      responses: {
+        201: {
+          description: 'The replacement',
+          ...json(CredentialOut.extend({ previousEndsAt: z.string() })),
+        },
+        404: { description: 'No such tenant or live credential', ...json(ErrorOut) },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { db, config } = c.get('services');
+      const { slug, id } = c.req.valid('param');
+      const tenant = await requireTenant(db, slug);
+      const body = (c.req.valid('json') as z.infer<typeof Overlap> | undefined) ?? {};
+      const issued = await rotateApiKey({ db, config }, tenant, id, body.overlapMinutes, 'admin');
+      const row = await tenantScope(db, tenant.id)
+        .selectFrom('credentials')
+        .select(['name', 'scopes'])
+        .where('id', '=', issued.id)
+        .executeTakeFirstOrThrow();
+      return c.json(
+        {
+          id: issued.id,
+          name: row.name,
+          scopes: row.scopes,
+          keyPrefix: issued.keyPrefix,
+          apiKey: issued.apiKey,
+          signingSecret: issued.signingSecret,
+          previousEndsAt: issued.previousEndsAt,
+        },
+        201,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tenants/{slug}/credentials/{id}/rotate-secret',
+      summary:
+        'Rotate a signing secret: the new one is shown once; the old one verifies until the overlap ends',
+      request: {
+        params: z.object({ slug: Slug, id: z.string().uuid() }),
+        body: { required: false, ...json(Overlap) },
+      },
+      responses: {
+        201: {
+          description: 'The new secret',
+          ...json(z.object({ signingSecret: z.string(), previousEndsAt: z.string().nullable() })),
+        },
+        404: { description: 'No such tenant or live credential', ...json(ErrorOut) },
+        409: { description: 'An unsigned credential', ...json(ErrorOut) },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { db, config } = c.get('services');
+      const { slug, id } = c.req.valid('param');
+      const body = (c.req.valid('json') as z.infer<typeof Overlap> | undefined) ?? {};
+      const rotated = await rotateSigningSecret(
+        { db, config },
+        await requireTenant(db, slug),
+        id,
+        body.overlapMinutes,
+        'admin',
+      );
+      return c.json(rotated, 201);
     },
   );
 
