@@ -16,8 +16,11 @@ export interface ConsoleServices {
   app: Services;
   /** Sign-in, sessions and users. */
   auth: ConsoleAuth;
-  /** Where senders reach this LabRelay: the public HTTP URL and the MLLP listener. */
-  endpoints(): { publicUrl: string; mllpPort: number | null; mllpTls: boolean };
+  /**
+   * Where senders reach this LabRelay (the public HTTP URL and the MLLP listener), and where this
+   * process reaches its own HTTP port (a connection test sends its message there).
+   */
+  endpoints(): { publicUrl: string; mllpPort: number | null; mllpTls: boolean; selfUrl: string };
   /** Re-sends a delivery (the same rule as the admin API); throws AppError (404, 409, 503). */
   resendDelivery(tenantSlug: string, deliveryId: string, actor: string, reason: string | null): Promise<void>;
 }

@@ -31,8 +31,21 @@ export interface ErrorDetail {
   message: string;
 }
 
+/** Marks an AppError whichever copy of this module made it (the console bundles its own copy). */
+const APP_ERROR = Symbol.for('labrelay.AppError');
+
 /** The one error type routes throw; `onError` renders it in the shape the route's format needs. */
 export class AppError extends Error {
+  /**
+   * `instanceof AppError` holds for an AppError from any copy of this module: the console's server
+   * code is bundled with its own copy, yet catches errors thrown by the host process's services.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return (
+      typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[APP_ERROR] === true
+    );
+  }
+  readonly [APP_ERROR] = true;
   override readonly name = 'AppError';
   readonly code: ErrorCode;
   readonly status: number;

@@ -194,7 +194,12 @@ export async function startLabRelay(options: StartOptions): Promise<LabRelay> {
             db: database.db,
             app: services,
             auth: services.consoleAuth,
-            endpoints: () => ({ publicUrl: config.publicUrl, mllpPort, mllpTls: Boolean(config.mllpTls) }),
+            endpoints: () => ({
+              publicUrl: config.publicUrl,
+              mllpPort,
+              mllpTls: Boolean(config.mllpTls),
+              selfUrl: `http://127.0.0.1:${httpPort}`,
+            }),
             async resendDelivery(slug, id, actor, reason) {
               const tenant = await findTenantBySlug(database.db, slug);
               if (!tenant) throw new AppError('not_found', `there is no tenant ${slug}`);

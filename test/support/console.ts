@@ -24,9 +24,18 @@ export async function createConsoleUser(
   return { id: created.id, email: input.email, password };
 }
 
+/**
+ * Waits until the console's page has hydrated (the root layout marks it): typing into a field
+ * before then can be undone by hydration.
+ */
+export async function waitForHydration(page: Page): Promise<void> {
+  await page.locator('html[data-hydrated="true"]').waitFor({ state: 'attached' });
+}
+
 /** Signs in through the login form as a person would, and waits for the overview. */
 export async function signIn(page: Page, baseUrl: string, email: string, password: string): Promise<void> {
   await page.goto(`${baseUrl}/login`);
+  await waitForHydration(page);
   await page.getByLabel('E-mail address').fill(email);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();

@@ -1,9 +1,13 @@
+import { fail, redirect } from '@sveltejs/kit';
+import { AppError } from '../../../api/errors.ts';
+import { Slug } from '../../../api/routes/openapi-common.ts';
+import { createTenant } from '../../../api/tenants.ts';
 import { listRecentMessages } from '../../../db/messages.ts';
 import { listTenants } from '../../../db/tenants.ts';
 import { mayAct } from '../../../domain/console-access.ts';
-import { signedIn } from '../lib/server/access.ts';
+import { actorOf, signedIn } from '../lib/server/access.ts';
 import { services } from '../lib/server/services.ts';
-import type { PageServerLoad } from './$types';
+import type { Actions, PageServerLoad } from './$types';
 
 /** The tenants the person has a role in (every tenant for a platform admin) and their recent messages. */
 export const load = (async ({ locals }) => {
@@ -25,3 +29,25 @@ export const load = (async ({ locals }) => {
     messages: messages.map((m) => ({ ...m, received_at: new Date(m.received_at).toISOString() })),
   };
 }) satisfies PageServerLoad;
+
+export const actions = {
+  /** A platform admin adds a tenant (the same rule as POST /v1/admin/tenants), then sets it up. */
+  createTenant: async ({ locals, request }) => {
+    const user = signedIn(locals);
+    if (!user.platformAdmin)
+      return fail(403, { slug: '', name: '', message: 'Only a platform administrator adds tenants.' });
+    const form = await request.formData();
+    const slug = String(form.get('slug') ?? '').trim();
+    const name = String(form.get('name') ?? '').trim();
+    const valid = Slug.safeParse(slug);
+    if (!valid.success) return fail(400, { slug, name, message: valid.error.issues[0]!.message });
+    if (!name || name.length > 200) return fail(400, { slug, name, message: 'Give the tenant a name.' });
+    try {
+      await createTenant(services().app, { slug, name }, actorOf(user));
+    } catch (e) {
+      if (e instanceof AppError) return fail(e.status, { slug, name, message: e.message });
+      throw e;
+    }
+    redirect(303, `/tenants/${slug}/onboarding`);
+  },
+} satisfies Actions;
