@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Hono, type Context } from 'hono';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { html } from 'hono/html';
 import { listConnections } from '../../db/connections.ts';
 import type { Connection } from '../../db/schema.ts';
@@ -25,6 +26,14 @@ import { openSecret } from '../security/secret-box.ts';
 const DEFAULT_SCOPE =
   'launch openid fhirUser patient/Patient.rs patient/Observation.rs patient/DiagnosticReport.rs';
 const LAUNCH_MINUTES = 10;
+
+/**
+ * The cookie that ties a launch to the browser that began it: a callback arriving in another
+ * browser (someone else's code and state, pushed into this one) is refused.
+ */
+function launchCookie(state: string): string {
+  return `labrelay_smart_${createHash('sha256').update(state).digest('hex').slice(0, 16)}`;
+}
 const EHR_TIMEOUT_MS = 15_000;
 const MAX_PARAM_LENGTH = 2048;
 /** A FHIR resource id (https://hl7.org/fhir/R4/datatypes.html#id). */
@@ -87,6 +96,14 @@ export function smartRoutes() {
         token_endpoint: token,
         expires_at: new Date(Date.now() + LAUNCH_MINUTES * 60_000),
       });
+      setCookie(c, launchCookie(state), '1', {
+        path: `/smart/${tenant.slug}/callback`,
+        httpOnly: true,
+        // The EHR's redirect back is a top-level navigation from its site: Lax cookies go with it.
+        sameSite: 'Lax',
+        secure: config.publicUrl.startsWith('https:'),
+        maxAge: LAUNCH_MINUTES * 60,
+      });
       const url = new URL(authorize);
       for (const [name, value] of Object.entries({
         response_type: 'code',
@@ -120,6 +137,10 @@ export function smartRoutes() {
         throw new LaunchError(
           'This launch is unknown, was already used or has expired; start again from the EHR.',
         );
+      const bound = getCookie(c, launchCookie(state)) === '1';
+      deleteCookie(c, launchCookie(state), { path: `/smart/${tenant.slug}/callback` });
+      if (!bound)
+        throw new LaunchError('This launch was started in another browser; start again from the EHR.');
       // Only after the state checked out, so nobody can make this page show text of their choosing.
       const error = c.req.query('error');
       if (error) {

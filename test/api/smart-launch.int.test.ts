@@ -71,11 +71,22 @@ describe('SMART on FHIR EHR launch of the read-only results app', () => {
   const launchUrl = (tenant: string, iss: string, launch = EHR_LAUNCH) =>
     `${lr.baseUrl}/smart/${tenant}/launch?iss=${encodeURIComponent(iss)}&launch=${encodeURIComponent(launch)}`;
 
+  /** The cookie each launch set in the "browser" that began it, by state. */
+  const launchCookies = new Map<string, { name: string; value: string; path: string }>();
+
   /** What LabRelay answers the EHR's launch with: the authorize URL it sends the browser to. */
   async function authorizeUrl(tenant = slug) {
     const response = await fetch(launchUrl(tenant, ehr.issuer), { redirect: 'manual' });
     expect(response.status).toBe(302);
-    return new URL(response.headers.get('location')!);
+    const url = new URL(response.headers.get('location')!);
+    const cookie = /^([^=]+)=([^;]*);.*Path=([^;]+)/i.exec(response.headers.get('set-cookie') ?? '');
+    if (cookie)
+      launchCookies.set(url.searchParams.get('state')!, {
+        name: cookie[1]!,
+        value: cookie[2]!,
+        path: cookie[3]!,
+      });
+    return url;
   }
 
   /**
@@ -86,8 +97,14 @@ describe('SMART on FHIR EHR launch of the read-only results app', () => {
   async function signInAndConsent(
     start: string,
     tenant = slug,
+    options: { launchCookie?: boolean } = {},
   ): Promise<{ page: Page; callback: PageResponse }> {
     const page = await browser.newPage();
+    // A launch begun with fetch (authorizeUrl) continues in this browser with its cookie, unless
+    // the test is about a browser that did not begin it.
+    const began = launchCookies.get(new URL(start).searchParams.get('state') ?? '');
+    if (began && options.launchCookie !== false)
+      await page.context().addCookies([{ ...began, domain: new URL(lr.baseUrl).hostname }]);
     const callback = page.waitForResponse((r) => new URL(r.url()).pathname === `/smart/${tenant}/callback`);
     await page.goto(start);
     await page.locator('input[name="login"]').fill('dr.welby');
@@ -177,6 +194,14 @@ describe('SMART on FHIR EHR launch of the read-only results app', () => {
     const { page, callback } = await signInAndConsent(authorize.toString());
     expect(callback.status()).toBe(200);
     expect(await page.locator('h1').innerText()).toBe('Lab results: Jane Doe');
+    await page.close();
+  });
+
+  test('a launch finished in another browser than the one that began it is refused', async () => {
+    const authorize = await authorizeUrl();
+    const { page, callback } = await signInAndConsent(authorize.toString(), slug, { launchCookie: false });
+    expect(callback.status()).toBe(400);
+    expect(await page.locator('[role=alert]').innerText()).toContain('started in another browser');
     await page.close();
   });
 
