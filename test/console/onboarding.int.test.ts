@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
+import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
 import { createConsoleUser, signedInPage, waitForHydration } from '../support/console.ts';
 import {
@@ -119,6 +120,8 @@ describe('onboarding a hospital in the console', () => {
         expect(stepsText).toContain(`✓ passed — ${label}`);
       expect(receiver.bodies.length).toBeGreaterThanOrEqual(1);
       await page.screenshot({ path: path.join(SCREENSHOTS, 'onboarding-test.png'), fullPage: true });
+      // Every control labelled, every button and link named, text readable (axe-core, WCAG 2 A/AA).
+      expect(await accessibilityViolations(page)).toEqual([]);
 
       // Promotion is explicit: without "tested" it is refused; with it, audited.
       const row = outbound.getByRole('row', { name: /GenHosp results hook/ });
@@ -186,6 +189,7 @@ describe('onboarding a hospital in the console', () => {
     await page.getByRole('button', { name: 'Add' }).click();
     await expect.poll(() => page.getByRole('status').textContent()).toContain('can sign in now as reviewer');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'users.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     const reviewer = await signedInPage(
       browser,
