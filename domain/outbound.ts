@@ -59,3 +59,7 @@ export type OutboundAuth =
       clientSecret?: string;
       scope?: string;
     };
+
+/** What LabRelay's read-only results app asks an EHR for at a SMART launch, unless the connection says otherwise. */
+export const SMART_LAUNCH_SCOPE =
+  'launch openid fhirUser patient/Patient.rs patient/Observation.rs patient/DiagnosticReport.rs';

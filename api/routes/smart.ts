@@ -6,7 +6,7 @@ import { listConnections } from '../../db/connections.ts';
 import type { Connection } from '../../db/schema.ts';
 import { insertSmartLaunch, takeSmartLaunch } from '../../db/smart-launches.ts';
 import { findTenantBySlug } from '../../db/tenants.ts';
-import type { OutboundAuth } from '../../domain/outbound.ts';
+import { SMART_LAUNCH_SCOPE, type OutboundAuth } from '../../domain/outbound.ts';
 import type { AppEnv } from '../env.ts';
 import { htmlPage } from './html-page.ts';
 import { openSecret } from '../security/secret-box.ts';
@@ -23,8 +23,7 @@ import { openSecret } from '../security/secret-box.ts';
  */
 
 /** SMART v2 scopes (https://hl7.org/fhir/smart-app-launch/scopes-and-launch-context.html). */
-const DEFAULT_SCOPE =
-  'launch openid fhirUser patient/Patient.rs patient/Observation.rs patient/DiagnosticReport.rs';
+const DEFAULT_SCOPE = SMART_LAUNCH_SCOPE;
 const LAUNCH_MINUTES = 10;
 
 /**

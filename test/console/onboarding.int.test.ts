@@ -94,6 +94,11 @@ describe('onboarding a hospital in the console', () => {
       const credentials = page.getByRole('region', { name: 'Credentials' });
       expect(await credentials.textContent()).toMatch(/GenHosp LIS.*lr_test_.*sandbox.*active/s);
 
+      // Pull approved data: what to register with the EHR for a SMART launch.
+      expect(await page.getByRole('region', { name: 'Pull approved data' }).textContent()).toContain(
+        '/smart/genhosp/callback',
+      );
+
       // Send results back: a sandbox webhook, tested through the sandbox step by step.
       const outbound = page.getByRole('region', { name: 'Send results back' });
       await outbound.getByText('Add a connection to send results back').click();

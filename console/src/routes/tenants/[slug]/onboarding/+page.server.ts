@@ -21,6 +21,7 @@ import {
 } from '../../../../../../api/tenant-credentials.ts';
 import { listConnections } from '../../../../../../db/connections.ts';
 import type { Tenant } from '../../../../../../db/schema.ts';
+import { SMART_LAUNCH_SCOPE } from '../../../../../../domain/outbound.ts';
 import { tenantScope } from '../../../../../../db/tenant-scope.ts';
 import { actorOf, tenantFor } from '../../../../lib/server/access.ts';
 import { services } from '../../../../lib/server/services.ts';
@@ -59,6 +60,11 @@ export const load = (async ({ locals, params, url }) => {
   const now = Date.now();
   return {
     base: `${endpoints().publicUrl}/v1/t/${tenant.slug}`,
+    smart: {
+      launchUrl: `${endpoints().publicUrl}/smart/${tenant.slug}/launch`,
+      callbackUrl: `${endpoints().publicUrl}/smart/${tenant.slug}/callback`,
+      scope: SMART_LAUNCH_SCOPE,
+    },
     connections: connections.map((c) => ({
       id: c.id,
       name: c.name,
