@@ -10,7 +10,7 @@ import {
 } from '../db/critical-results.ts';
 import { enqueueMail } from '../db/mail.ts';
 import { findPatients } from '../db/patients.ts';
-import { findProviderByExternalId, findProvidersWithRole } from '../db/providers.ts';
+import { findEscalationRecipient } from '../db/providers.ts';
 import { findReport } from '../db/results.ts';
 import type { CriticalResult, Database, Provider } from '../db/schema.ts';
 import { openTask, updateTask } from '../db/tasks.ts';
@@ -72,15 +72,9 @@ export function createCriticalActivities(deps: ActivityDeps) {
 
   /** Who fills a step: the report's ordering provider, or the first provider holding the role. */
   async function recipientFor(row: CriticalResult, role: EscalationRole): Promise<Provider | null> {
-    if (role === ESCALATION_ROLE.ordering) {
-      const report = await findReport(db, row.tenant_id, row.report_id);
-      const id = report?.ordering_provider?.id;
-      if (!id) return null;
-      const provider = await findProviderByExternalId(db, row.tenant_id, id);
-      return provider?.email ? provider : null;
-    }
-    const holders = await findProvidersWithRole(db, row.tenant_id, role);
-    return holders.find((p) => p.email) ?? null;
+    const report =
+      role === ESCALATION_ROLE.ordering ? await findReport(db, row.tenant_id, row.report_id) : undefined;
+    return findEscalationRecipient(db, row.tenant_id, role, report?.ordering_provider?.id ?? null);
   }
 
   return {

@@ -66,3 +66,23 @@ export async function disableProvider(db: Db, tenantId: string, id: string): Pro
     .executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
 }
+
+/**
+ * Who fills an escalation step: for `ordering`, the report's ordering provider (by the id the sender
+ * used) when an e-mail address is known; otherwise the first active provider holding the role who
+ * has one. Null when nobody fills the step.
+ */
+export async function findEscalationRecipient(
+  db: Db,
+  tenantId: string,
+  role: string,
+  orderingProviderId: string | null,
+): Promise<Provider | null> {
+  if (role === 'ordering') {
+    if (!orderingProviderId) return null;
+    const provider = await findProviderByExternalId(db, tenantId, orderingProviderId);
+    return provider?.email ? provider : null;
+  }
+  const holders = await findProvidersWithRole(db, tenantId, role);
+  return holders.find((p) => p.email) ?? null;
+}

@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { appendAudit } from '../../db/audit.ts';
 import { listMail } from '../../db/mail.ts';
-import { disableProvider, insertProvider, listProviders } from '../../db/providers.ts';
+import { listProviders } from '../../db/providers.ts';
 import {
   findRulesVersion,
   insertRulesVersion,
@@ -19,6 +19,7 @@ import {
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
+import { addProvider, ProviderSchema as ProviderBody, removeProvider } from '../providers.ts';
 import { validationHook } from '../validation.ts';
 import { ErrorOut, json, requireTenant } from './openapi-common.ts';
 
@@ -29,22 +30,6 @@ const errors = {
 };
 const SlugParam = z.object({ slug: z.string() });
 
-const ProviderBody = z
-  .object({
-    name: z.string().trim().min(1).max(200),
-    externalId: z
-      .string()
-      .trim()
-      .min(1)
-      .max(200)
-      .nullable()
-      .optional()
-      .openapi({ description: 'The id senders use for this provider (HL7 OBR-16/ORC-12 XCN-1).' }),
-    email: z.string().trim().email().nullable().optional(),
-    roles: z.array(z.enum(['ordering', 'covering', 'on_call', 'lab_director'])).default([]),
-  })
-  .strict()
-  .openapi('NewProvider');
 const ProviderOut = z
   .object({
     id: z.string(),
@@ -127,32 +112,12 @@ export function adminLifecycleRoutes() {
       },
     }),
     async (c) => {
-      const { db } = c.get('services');
-      const body = c.req.valid('json');
-      const provider = await db
-        .transaction()
-        .execute(async (trx) => {
-          const tenant = await requireTenant(trx, c.req.valid('param').slug);
-          const created = await insertProvider(trx, tenant.id, {
-            name: body.name,
-            externalId: body.externalId ?? null,
-            email: body.email ?? null,
-            roles: body.roles,
-          });
-          await appendAudit(trx, {
-            tenantId: tenant.id,
-            actor: 'admin',
-            action: 'provider.added',
-            subject: `provider/${created.id}`,
-            details: { roles: body.roles, externalId: body.externalId ?? null },
-          });
-          return created;
-        })
-        .catch((error: unknown) => {
-          if ((error as { code?: unknown }).code === '23505')
-            throw new AppError('conflict', `a provider with external id ${body.externalId} already exists`);
-          throw error;
-        });
+      const provider = await addProvider(
+        c.get('services').db,
+        c.req.valid('param').slug,
+        c.req.valid('json'),
+        'admin',
+      );
       return c.json(providerOut(provider), 201);
     },
   );
@@ -184,19 +149,8 @@ export function adminLifecycleRoutes() {
       responses: { 204: { description: 'Removed' }, ...errors },
     }),
     async (c) => {
-      const { db } = c.get('services');
       const { slug, id } = c.req.valid('param');
-      await db.transaction().execute(async (trx) => {
-        const tenant = await requireTenant(trx, slug);
-        if (!(await disableProvider(trx, tenant.id, id)))
-          throw new AppError('not_found', `tenant ${slug} has no active provider ${id}`);
-        await appendAudit(trx, {
-          tenantId: tenant.id,
-          actor: 'admin',
-          action: 'provider.removed',
-          subject: `provider/${id}`,
-        });
-      });
+      await removeProvider(c.get('services').db, slug, id, 'admin');
       return c.body(null, 204);
     },
   );

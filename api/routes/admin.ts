@@ -1,8 +1,6 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { appendAudit } from '../../db/audit.ts';
 import type { Tenant } from '../../db/schema.ts';
 import { listTenants } from '../../db/tenants.ts';
-import { isKnownUnit } from '../../domain/units.ts';
 import type { AppEnv } from '../env.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
 import { validationHook } from '../validation.ts';
@@ -25,138 +23,14 @@ import {
 } from '../tenant-credentials.ts';
 import { tenantScope } from '../../db/tenant-scope.ts';
 import { createTenant } from '../tenants.ts';
+import {
+  TenantPatchSchema as TenantPatch,
+  TenantSettingsSchema as TenantSettings,
+  updateTenantSettings,
+} from '../tenant-settings.ts';
 import { SCOPES } from '../security/keys.ts';
 
 const TenantBody = z.object({ slug: Slug, name: z.string().trim().min(1).max(200) }).openapi('NewTenant');
-const Minutes = z
-  .number()
-  .int()
-  .min(1)
-  .max(7 * 24 * 60);
-const Ucum = z
-  .string()
-  .trim()
-  .min(1)
-  .refine(isKnownUnit, 'not a UCUM unit LabRelay can convert (e.g. mmol/L, mg/dL, 10*3/uL)');
-const ordered = (r: { low: number | null; high: number | null }) =>
-  r.low === null || r.high === null || r.low < r.high;
-const TenantSettings = z
-  .object({
-    releaseDelaySeconds: z
-      .number()
-      .int()
-      .min(0)
-      .max(7 * 24 * 3600)
-      .optional()
-      .openapi({ description: 'Seconds a flagged result is held before release.' }),
-    criticalTable: z
-      .array(
-        z
-          .object({
-            loinc: z.string().trim().min(1),
-            name: z.string().trim().min(1),
-            low: z.number().nullable(),
-            high: z.number().nullable(),
-            unit: Ucum.openapi({ description: 'UCUM unit the limits are in.' }),
-            molecularWeight: z.number().positive().optional(),
-            charge: z.number().int().positive().optional(),
-          })
-          .strict()
-          .refine((l) => l.low !== null || l.high !== null, 'a critical limit needs a low or a high bound')
-          .refine(ordered, 'the low critical limit must be below the high one'),
-      )
-      .max(500)
-      .refine(
-        (t) => new Set(t.map((l) => l.loinc)).size === t.length,
-        'each LOINC code appears once in the critical table',
-      )
-      .optional()
-      .openapi({
-        description:
-          "The tenant's whole critical table: it replaces the default table (DESIGN.md), so list every analyte you want checked.",
-      }),
-    escalation: z
-      .object({
-        steps: z
-          .array(
-            z
-              .object({
-                role: z.enum(['ordering', 'covering', 'on_call', 'lab_director']),
-                timeoutMinutes: Minutes,
-              })
-              .strict(),
-          )
-          .min(1)
-          .max(10),
-        patientContactAttempts: z.number().int().min(1).max(10),
-        ackLinkHours: z
-          .number()
-          .int()
-          .min(1)
-          .max(24 * 14),
-      })
-      .strict()
-      .optional()
-      .openapi({
-        description:
-          'Critical-result escalation chain (default: ordering, covering, on-call, lab director; 15 minutes each).',
-      }),
-    deltaThresholds: z
-      .array(
-        z
-          .object({
-            code: z.string().trim().min(1),
-            unit: Ucum,
-            absolute: z.number().positive().optional(),
-            percent: z.number().positive().optional(),
-            withinHours: z.number().positive().optional(),
-          })
-          .strict()
-          .refine(
-            (t) => t.absolute !== undefined || t.percent !== undefined,
-            'give an absolute or a percent limit',
-          ),
-      )
-      .max(500)
-      .optional(),
-    referenceRanges: z
-      .array(
-        z
-          .object({
-            code: z.string().trim().min(1).openapi({ description: 'LOINC code' }),
-            low: z.number().nullable(),
-            high: z.number().nullable(),
-            unit: Ucum.openapi({ description: 'UCUM unit of low and high' }),
-          })
-          .strict()
-          .refine((r) => r.low !== null || r.high !== null, 'a reference range needs a low or a high bound')
-          .refine(ordered, 'the low bound must be below the high one'),
-      )
-      .max(2000)
-      .optional()
-      .openapi({ description: 'Ranges used when a result arrives without its own.' }),
-    turnaroundMinutes: z
-      .object({ default: Minutes, byTest: z.record(z.string(), Minutes).optional() })
-      .strict()
-      .optional()
-      .openapi({
-        description: 'Minutes from order to final results before an overdue alert (default 1440).',
-      }),
-    taskAgingMinutes: z
-      .number()
-      .int()
-      .min(15)
-      .max(7 * 24 * 60)
-      .optional()
-      .openapi({
-        description: 'Minutes an open task waits before it rises one priority level (default 240).',
-      }),
-  })
-  .strict();
-const TenantPatch = z
-  .object({ name: z.string().trim().min(1).max(200).optional(), settings: TenantSettings.optional() })
-  .strict()
-  .openapi('TenantPatch');
 const TenantOut = z
   .object({
     id: z.string().uuid(),
@@ -245,27 +119,12 @@ export function adminRoutes() {
       },
     }),
     async (c) => {
-      const { db } = c.get('services');
-      const { slug } = c.req.valid('param');
-      const body = c.req.valid('json');
-      const updated = await db.transaction().execute(async (trx) => {
-        const tenant = await requireTenant(trx, slug);
-        const settings = { ...tenant.settings, ...(body.settings ?? {}) };
-        const row = await trx
-          .updateTable('tenants')
-          .set({ name: body.name ?? tenant.name, settings: JSON.stringify(settings) })
-          .where('id', '=', tenant.id)
-          .returningAll()
-          .executeTakeFirstOrThrow();
-        await appendAudit(trx, {
-          tenantId: tenant.id,
-          actor: 'admin',
-          action: 'tenant.updated',
-          subject: `tenant/${tenant.id}`,
-          details: { ...body },
-        });
-        return row;
-      });
+      const updated = await updateTenantSettings(
+        c.get('services').db,
+        c.req.valid('param').slug,
+        c.req.valid('json'),
+        'admin',
+      );
       return c.json(tenantOut(updated), 200);
     },
   );
