@@ -41,6 +41,10 @@ export async function loadConsole(services: ConsoleServices): Promise<Middleware
   (globalThis as Record<symbol, unknown>)[Symbol.for('labrelay.console.services')] = services;
   // adapter-node reads its settings from prefixed variables; we tell it which header carries the protocol.
   process.env.LABRELAY_CONSOLE_PROTOCOL_HEADER = PROTOCOL_HEADER;
+  // The console takes uploads (CSV, PDF) up to the API's own limits; each endpoint checks its own.
+  process.env.LABRELAY_CONSOLE_BODY_SIZE_LIMIT = String(
+    Math.max(services.app.config.maxUploadBytes, services.app.config.maxBodyBytes),
+  );
   const { handler } = (await import(pathToFileURL(handlerFile).href)) as { handler: NodeHandler };
 
   return async function serveConsole(c) {

@@ -7,7 +7,7 @@ import type { Services } from './env.ts';
 import { AppError } from './errors.ts';
 import { signBody } from './security/keys.ts';
 import { openSecret } from './security/secret-box.ts';
-import { issueTenantCredential, revokeTenantCredential } from './tenant-credentials.ts';
+import { sendThroughTenantEndpoint } from './console-intake.ts';
 
 // The credential handoff and "test connection" of the console's onboarding (seed 002): copy-ready
 // samples signed with the secret just issued, and a real test message through the sandbox whose
@@ -172,43 +172,26 @@ export async function startConnectionTest(
       'conflict',
       `${connection.name} is a production destination: test results only reach sandbox destinations, so test before promoting`,
     );
-  const credential = await issueTenantCredential(
-    services,
-    tenant,
-    {
-      name: `connection test of ${connection.name}`,
-      scopes: ['results:write', 'orders:write'],
-      environment: 'sandbox',
-      signed: false,
-    },
-    actor,
-  );
   const controlId = `TEST${Date.now().toString(36).toUpperCase()}`;
-  try {
-    const fhir = connection.direction === 'inbound' && connection.format === 'fhir';
-    const response = await fetch(`${selfUrl}/v1/t/${tenant.slug}/${fhir ? 'fhir' : 'hl7'}`, {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${credential.apiKey}`,
-        'content-type': fhir ? 'application/fhir+json' : 'application/hl7-v2',
-      },
-      body: fhir
-        ? JSON.stringify(sampleFhirBundle(tenant.slug, controlId))
-        : sampleHl7(tenant.slug, controlId),
-      signal: AbortSignal.timeout(30_000),
-    });
-    const text = await response.text();
-    const messageId = response.headers.get('labrelay-message-id');
-    if (!messageId)
-      throw new AppError(
-        'unprocessable',
-        `the test message was refused (${response.status}): ${text.slice(0, 300)}`,
-      );
-    await audit(services, tenant, connection, actor, { messageId, status: response.status });
-    return { messageId };
-  } finally {
-    await revokeTenantCredential(services, tenant, credential.id, actor);
-  }
+  const fhir = connection.direction === 'inbound' && connection.format === 'fhir';
+  const answer = await sendThroughTenantEndpoint(services, {
+    selfUrl,
+    tenant,
+    path: fhir ? '/fhir' : '/hl7',
+    contentType: fhir ? 'application/fhir+json' : 'application/hl7-v2',
+    body: fhir ? JSON.stringify(sampleFhirBundle(tenant.slug, controlId)) : sampleHl7(tenant.slug, controlId),
+    environment: 'sandbox',
+    purpose: `connection test of ${connection.name}`,
+    actor,
+    timeoutMs: 30_000,
+  });
+  if (!answer.messageId)
+    throw new AppError(
+      'unprocessable',
+      `the test message was refused (${answer.status}): ${answer.text.slice(0, 300)}`,
+    );
+  await audit(services, tenant, connection, actor, { messageId: answer.messageId, status: answer.status });
+  return { messageId: answer.messageId };
 }
 
 async function audit(

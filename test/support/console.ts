@@ -13,7 +13,7 @@ export async function createConsoleUser(
     roles: { tenant: string; role: ConsoleRoleName; providerId?: string }[];
   },
 ): Promise<{ id: string; email: string; password: string }> {
-  const password = input.password ?? `pw-${input.email}-long-enough`;
+  const password = input.password ?? `a long test password for a ${input.roles[0]?.role ?? 'user'}`;
   const created = await admin<{ id: string }>(
     baseUrl,
     'POST',
