@@ -25,16 +25,17 @@ const OPEN_STATUSES: string[] = [
 ];
 
 /**
- * The provider a person stands for in this tenant, when their only way in is a provider role
- * linked to a provider record: they see the critical results addressed to them. Admins, reviewers
- * and platform administrators see the whole board (null).
+ * The provider a person stands for in this tenant, when their only way in is a provider role: they
+ * see the critical results addressed to the provider record their role names, and nothing while it
+ * names none (an admin links it on the users page). Admins, reviewers and platform administrators
+ * see the whole board (null).
  */
 async function providerScope(db: Db, tenant: Tenant, user: ConsoleUser) {
   if (user.platformAdmin) return null;
   const roles = user.roles.filter((r) => r.tenantId === tenant.id);
   if (roles.some((r) => r.role !== CONSOLE_ROLE.provider)) return null;
   const providerId = roles.find((r) => r.providerId)?.providerId;
-  if (!providerId) return null;
+  if (!providerId) return { external_id: null, email: null };
   const provider = await tenantScope(db, tenant.id)
     .selectFrom('providers')
     .select(['external_id', 'email'])
