@@ -17,6 +17,7 @@ import {
   saveObservationFlag,
   setReportPatient,
 } from '../db/results.ts';
+import { routingFactsOfReports } from '../db/routing-facts.ts';
 import { findActiveRules } from '../db/routing-rules.ts';
 import type {
   Database,
@@ -42,12 +43,7 @@ import {
 } from '../domain/model.ts';
 import { convertUnit } from '../domain/units.ts';
 import { chooseDemographicMatch, demographicKey } from '../domain/reconciliation.ts';
-import {
-  DEFAULT_ROUTING_DECISION,
-  evaluateRouting,
-  RoutingRuleError,
-  type RoutingFacts,
-} from '../domain/routing-rules.ts';
+import { routeReport, routingDefaults } from '../domain/routing-rules.ts';
 import {
   agedPriority,
   DEFAULT_TASK_AGING_MINUTES,
@@ -573,30 +569,9 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
       const report = await loadReport(db, ref);
       const tenant = await loadTenant(db, ref.tenantId);
       const rules = await findActiveRules(db, ref.tenantId);
-      const facts = await routingFacts(db, tenant.slug, report);
+      const [facts] = await routingFactsOfReports(db, tenant.slug, [report]);
       // The tenant's own release delay is the default a rule may override.
-      const defaults = {
-        ...DEFAULT_ROUTING_DECISION,
-        releaseDelaySeconds: Math.max(0, tenant.settings.releaseDelaySeconds ?? 0),
-      };
-      let decision: RecordedRoutingDecision;
-      if (!rules) decision = { ...defaults, ruleVersion: 0 };
-      else {
-        try {
-          decision = {
-            ...evaluateRouting(rules.rules, facts, defaults),
-            ruleVersion: rules.version,
-          };
-        } catch (error) {
-          if (!(error instanceof RoutingRuleError)) throw error;
-          decision = {
-            ...defaults,
-            reviewRequired: true,
-            ruleVersion: rules.version,
-            error: error.message,
-          };
-        }
-      }
+      const decision: RecordedRoutingDecision = routeReport(rules, facts!, routingDefaults(tenant.settings));
       await db.transaction().execute(async (trx) => {
         await tenantScope(trx, ref.tenantId)
           .updateTable('reports')
@@ -891,62 +866,6 @@ async function deltaOf(
     exceeded: result.exceeded,
     reason: result.reason,
   };
-}
-
-/** What a rule can see of a report: codes, values, flags, the patient's age and sex, the source. */
-async function routingFacts(db: Kysely<Database>, tenantSlug: string, report: Report): Promise<RoutingFacts> {
-  const observations = await findObservationsOfReports(db, report.tenant_id, [report.id]);
-  const message = await tenantScope(db, report.tenant_id)
-    .selectFrom('messages')
-    .leftJoin('connections', 'connections.id', 'messages.connection_id')
-    .select(['messages.format', 'messages.transport', 'connections.name as connection'])
-    .where('messages.id', '=', report.message_id)
-    .executeTakeFirstOrThrow();
-  const patient = report.patient_id
-    ? await tenantScope(db, report.tenant_id)
-        .selectFrom('patients')
-        .select(['birth_date', 'sex', 'email'])
-        .where('id', '=', report.patient_id)
-        .executeTakeFirst()
-    : undefined;
-  const at = report.effective_at ?? new Date();
-  return {
-    tenant: tenantSlug,
-    source: { format: message.format, transport: message.transport, connection: message.connection ?? null },
-    test: { code: report.code.code, system: report.code.system, display: report.code.display },
-    report: {
-      status: report.status,
-      critical: observations.some((o) => o.critical === true),
-      abnormal: observations.some((o) => o.interpretation !== null && o.interpretation !== 'N'),
-      needsReview: report.stage === REPORT_STAGE.needsReview,
-    },
-    results: observations.map((o) => ({
-      code: o.code.code,
-      system: o.code.system,
-      value: o.value_numeric,
-      text: o.value_text,
-      unit: o.unit,
-      interpretation: o.interpretation,
-      critical: o.critical === true,
-      low: o.reference_range?.low ?? null,
-      high: o.reference_range?.high ?? null,
-    })),
-    patient: {
-      ageYears: ageInYears(patient?.birth_date ?? null, at),
-      sex: patient?.sex ?? null,
-      notifiable: Boolean(patient?.email),
-    },
-    orderingLocation: null,
-    orderingProvider: report.ordering_provider?.id ?? null,
-  };
-}
-
-function ageInYears(birthDate: string | null, at: Date): number | null {
-  if (!birthDate || !/^\d{4}-\d{2}-\d{2}$/.test(birthDate)) return null;
-  const [y, m, d] = birthDate.split('-').map(Number) as [number, number, number];
-  let age = at.getUTCFullYear() - y;
-  if (at.getUTCMonth() + 1 < m || (at.getUTCMonth() + 1 === m && at.getUTCDate() < d)) age -= 1;
-  return age;
 }
 
 function contentHash(report: Report, observations: Observation[]): string {

@@ -15,6 +15,7 @@ import { tenantAuth } from './middleware/tenant-auth.ts';
 import { ackPageRoutes } from './routes/ack-page.ts';
 import { ackRoutes } from './routes/ack.ts';
 import { adminLifecycleRoutes } from './routes/admin-lifecycle.ts';
+import { adminMessageRoutes } from './routes/admin-messages.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { adminConnectionRoutes, jwksRoutes } from './routes/admin-connections.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -86,6 +87,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   app.route('/v1/admin', adminLifecycleRoutes());
   app.route('/v1/admin', adminConnectionRoutes());
   app.route('/v1/admin', adminUserRoutes());
+  app.route('/v1/admin', adminMessageRoutes());
   app.route('/v1/jwks', jwksRoutes());
   app.route('/v1/ack', ackRoutes());
   app.route('/ack', ackPageRoutes());

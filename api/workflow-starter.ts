@@ -26,11 +26,14 @@ export const ORDER_KEY_SEARCH_ATTRIBUTE = defineSearchAttributeKey(
   SearchAttributeType.KEYWORD,
 );
 
+/** Who asked for a start: intake after its commit, the relay, or a person re-processing a message. */
+export type StartSource = 'intake' | 'relay' | 'reprocess';
+
 export interface WorkflowStarter {
   /** Starts (or signals) the order workflow of each inbox row; a failure is left for the relay. */
-  start(rows: InboxRow[], source: 'intake' | 'relay'): Promise<void>;
+  start(rows: InboxRow[], source: StartSource): Promise<void>;
   /** Starts (or tells) the order workflow of each placed order; a failure is left for the relay. */
-  startOrders(rows: OrderInboxRow[], source: 'intake' | 'relay'): Promise<void>;
+  startOrders(rows: OrderInboxRow[], source: StartSource): Promise<void>;
   /** One relay pass: retries every inbox row whose start has not succeeded. Returns rows started. */
   relayOnce(): Promise<number>;
   /** Waits for the starts intake has in flight (at shutdown, before the database closes). */
@@ -85,7 +88,7 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
           ],
         };
 
-  async function startOne(row: InboxRow, source: 'intake' | 'relay'): Promise<boolean> {
+  async function startOne(row: InboxRow, source: StartSource): Promise<boolean> {
     const client = deps.client();
     try {
       if (!client) throw new Error('Temporal is not connected');
@@ -124,7 +127,7 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
     }
   }
 
-  async function startOrder(row: OrderInboxRow, source: 'intake' | 'relay'): Promise<boolean> {
+  async function startOrder(row: OrderInboxRow, source: StartSource): Promise<boolean> {
     const client = deps.client();
     try {
       if (!client) throw new Error('Temporal is not connected');
@@ -177,15 +180,15 @@ export function createWorkflowStarter(deps: WorkflowStarterDeps): WorkflowStarte
    * hand, the start is left to the relay (the committed inbox row is due in 30 s), so a burst or a
    * slow cluster never holds up ACKs or grows memory, and the backlog drains at Temporal's pace.
    */
-  const shed = (source: 'intake' | 'relay') =>
+  const shed = (source: StartSource) =>
     source === 'intake' && (inFlight.size >= maxInFlight || deps.client() === null);
-  async function start(rows: InboxRow[], source: 'intake' | 'relay'): Promise<void> {
+  async function start(rows: InboxRow[], source: StartSource): Promise<void> {
     if (shed(source)) return;
     await track(async () => {
       for (const row of rows) await startOne(row, source);
     });
   }
-  async function startOrders(rows: OrderInboxRow[], source: 'intake' | 'relay'): Promise<void> {
+  async function startOrders(rows: OrderInboxRow[], source: StartSource): Promise<void> {
     if (shed(source)) return;
     await track(async () => {
       for (const row of rows) await startOrder(row, source);

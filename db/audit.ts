@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { sql, type Transaction } from 'kysely';
-import type { Database } from './schema.ts';
-import type { Db } from './tenant-scope.ts';
+import { sql, type Selectable, type Transaction } from 'kysely';
+import type { AuditEventsTable, Database } from './schema.ts';
+import { tenantScope, type Db } from './tenant-scope.ts';
 
 export interface AuditEntry {
   tenantId: string;
@@ -118,4 +118,52 @@ export async function verifyAuditChain(db: Db, tenantId: string): Promise<number
     prev = e.hash;
   }
   return null;
+}
+
+export type AuditEvent = Selectable<AuditEventsTable>;
+
+export interface AuditFilter {
+  /** Events whose action starts with this (`report.` for every report event). */
+  actionPrefix?: string;
+  /** Events about exactly this subject (`message/{id}`). */
+  subject?: string;
+  /** Events about any of these subjects (a message's timeline: the message, its reports, orders…). */
+  subjects?: string[];
+  limit: number;
+  offset: number;
+  /** Oldest first (a timeline) instead of newest first (the audit page). */
+  oldestFirst?: boolean;
+}
+
+/**
+ * A tenant's audit events matching a filter, with how many match before paging.
+ *
+ * @example
+ * const { events, total } = await listAuditEvents(db, tenantId, { actionPrefix: 'report.', limit: 50, offset: 0 });
+ */
+export async function listAuditEvents(
+  db: Db,
+  tenantId: string,
+  filter: AuditFilter,
+): Promise<{ events: AuditEvent[]; total: number }> {
+  let query = tenantScope(db, tenantId).selectFrom('audit_events');
+  if (filter.actionPrefix) query = query.where('action', 'like', `${escapeLike(filter.actionPrefix)}%`);
+  if (filter.subject) query = query.where('subject', '=', filter.subject);
+  if (filter.subjects)
+    query = query.where('subject', 'in', filter.subjects.length > 0 ? filter.subjects : ['-']);
+  const [events, count] = await Promise.all([
+    query
+      .selectAll()
+      .orderBy('sequence', filter.oldestFirst ? 'asc' : 'desc')
+      .limit(filter.limit)
+      .offset(filter.offset)
+      .execute(),
+    query.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
+  ]);
+  return { events, total: Number(count.n) };
+}
+
+/** `%` and `_` in a user's search are taken literally. */
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
 }

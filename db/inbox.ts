@@ -158,3 +158,43 @@ export async function markOrderInboxFailed(db: Db, orderId: string, error: strin
     .where('order_id', '=', orderId)
     .execute();
 }
+
+/**
+ * Makes reports' workflow starts due again (a person re-processing their message): a row is
+ * created where none is left, and an existing one forgets that it was started. Due in 30 s, like
+ * intake's, so the relay takes over should the immediate start fail.
+ */
+export async function requeueInboxRows(
+  db: Db,
+  rows: { reportId: string; tenantId: string; workflowId: string }[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  await db
+    .insertInto('inbox')
+    .values(rows.map((r) => ({ report_id: r.reportId, tenant_id: r.tenantId, workflow_id: r.workflowId })))
+    .onConflict((oc) =>
+      oc.column('report_id').doUpdateSet({
+        started_at: null,
+        attempts: 0,
+        last_error: null,
+        next_attempt_at: sql<Date>`now() + interval '30 seconds'`,
+      }),
+    )
+    .execute();
+}
+
+/** Like {@link requeueInboxRows}, for placed orders that already have their inbox row. */
+export async function requeueOrderInboxRows(db: Db, tenantId: string, orderIds: string[]): Promise<void> {
+  if (orderIds.length === 0) return;
+  await db
+    .updateTable('order_inbox')
+    .set({
+      started_at: null,
+      attempts: 0,
+      last_error: null,
+      next_attempt_at: sql<Date>`now() + interval '30 seconds'`,
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('order_id', 'in', orderIds)
+    .execute();
+}

@@ -66,3 +66,20 @@ export async function listMail(db: Db, tenantId: string, limit: number): Promise
     .limit(limit)
     .execute();
 }
+
+/** One mail of a tenant's outbox. */
+export async function findMail(db: Db, tenantId: string, id: string): Promise<OutboxMail | undefined> {
+  // mail_outbox allows a null tenant (platform mail), so the tenant condition is written here.
+  return db
+    .selectFrom('mail_outbox')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .executeTakeFirst();
+}
+
+/** Where a mail stands, in words: captured (no SMTP), sent, failed, or waiting to be sent. */
+export function mailStatus(mail: Pick<OutboxMail, 'sent_at' | 'transport' | 'error'>): string {
+  if (mail.sent_at) return mail.transport === 'captured' ? 'captured' : 'sent';
+  return mail.error ? 'failed' : 'queued';
+}

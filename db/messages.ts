@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Message, NewMessage } from './schema.ts';
 import { tenantScope, type Db } from './tenant-scope.ts';
 
@@ -150,4 +151,118 @@ export async function findDuplicateMessages(
     )
     .orderBy('received_at')
     .execute();
+}
+
+/** The status the message log gives a message refused at intake (kept in `rejected_messages`). */
+export const REJECTED = 'rejected';
+
+export interface MessageLogRow {
+  id: string;
+  /** False for a message refused at intake: only its bytes and the reason were kept. */
+  accepted: boolean;
+  transport: string;
+  format: string;
+  message_type: string | null;
+  control_id: string | null;
+  status: string;
+  /** Why it failed or was refused. */
+  problem: string | null;
+  received_at: Date;
+}
+
+/**
+ * A tenant's message log: accepted messages and those refused at intake, newest first, with the
+ * total before paging. A refused HL7 message's type and control id are read from its MSH segment
+ * as far as it goes (MSH-9, MSH-10), so a sender's control id finds it too.
+ *
+ * @example
+ * const { rows, total } = await listMessageLog(db, tenantId, { status: 'rejected', limit: 50, offset: 0 });
+ */
+export async function listMessageLog(
+  db: Db,
+  tenantId: string,
+  filter: { status?: string; controlId?: string; limit: number; offset: number },
+): Promise<{ rows: MessageLogRow[]; total: number }> {
+  const accepted = tenantScope(db, tenantId)
+    .selectFrom('messages')
+    .select([
+      'id',
+      sql<boolean>`true`.as('accepted'),
+      'transport',
+      'format',
+      sql<string | null>`message_type`.as('message_type'),
+      'control_id',
+      'status',
+      sql<string | null>`status_detail`.as('problem'),
+      'received_at',
+    ]);
+  const mshField = (n: number) =>
+    sql<
+      string | null
+    >`case when format = 'hl7v2' and raw like 'MSH%' then nullif(split_part(split_part(replace(raw, chr(10), chr(13)), chr(13), 1), substr(raw, 4, 1), ${n}), '') end`;
+  // rejected_messages allows a null tenant (a message whose tenant was unknown), so it is outside
+  // tenantScope's typed tables: the tenant condition is written here, first.
+  const refused = db
+    .selectFrom('rejected_messages')
+    .where('tenant_id', '=', tenantId)
+    .select([
+      'id',
+      sql<boolean>`false`.as('accepted'),
+      'transport',
+      'format',
+      mshField(9).as('message_type'),
+      mshField(10).as('control_id'),
+      sql<string>`${REJECTED}`.as('status'),
+      sql<string | null>`reason`.as('problem'),
+      'received_at',
+    ]);
+  let log = db.selectFrom(accepted.unionAll(refused).as('log'));
+  if (filter.status) log = log.where('log.status', '=', filter.status);
+  if (filter.controlId) log = log.where('log.control_id', '=', filter.controlId);
+  const [rows, count] = await Promise.all([
+    log
+      .selectAll()
+      .orderBy('log.received_at', 'desc')
+      .orderBy('log.id')
+      .limit(filter.limit)
+      .offset(filter.offset)
+      .execute(),
+    log.select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow(),
+  ]);
+  return { rows, total: Number(count.n) };
+}
+
+/** A message refused at intake, if it belongs to the tenant. */
+export async function findRejectedMessage(db: Db, tenantId: string, id: string) {
+  return db
+    .selectFrom('rejected_messages')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where('id', '=', id)
+    .executeTakeFirst();
+}
+
+/**
+ * A message's raw text as sent: the row's own, or its parts in order when a large upload was kept
+ * in parts; at most `maxChars` characters, with the full length.
+ */
+export async function readMessageRaw(
+  db: Db,
+  message: Pick<Message, 'id' | 'raw'>,
+  maxChars: number,
+): Promise<{ text: string; length: number }> {
+  const parts = await db
+    .selectFrom('message_parts')
+    .select([sql<string>`left(content, ${maxChars})`.as('head'), sql<number>`length(content)`.as('length')])
+    .where('message_id', '=', message.id)
+    .orderBy('part')
+    .execute();
+  if (parts.length === 0) return { text: message.raw.slice(0, maxChars), length: message.raw.length };
+  const length = parts.reduce((n, p) => n + Number(p.length), 0);
+  let text = '';
+  for (const p of parts) {
+    if (text.length >= maxChars) break;
+    text += p.head;
+  }
+  return { text: text.slice(0, maxChars), length };
 }

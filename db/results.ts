@@ -42,7 +42,7 @@ export async function insertReport(db: Db, input: NewReport): Promise<string> {
  */
 export async function insertReports(db: Db, inputs: NewReport[]): Promise<string[]> {
   const ids = inputs.map(() => randomUUID());
-  // One statement may carry at most 65,535 parameters: 22 per report, 19 per observation.
+  // One statement may carry at most 65,535 parameters: 23 per report, 19 per observation.
   for (let start = 0; start < inputs.length; start += 1000) {
     await db
       .insertInto('reports')
@@ -69,6 +69,7 @@ export async function insertReports(db: Db, inputs: NewReport[]): Promise<string
             extra_segments: input.extraSegments?.length ? JSON.stringify(input.extraSegments) : null,
             client_id: r.clientId ?? null,
             location_id: r.locationId ?? null,
+            interpretation: r.interpretation ?? null,
           };
         }),
       )

@@ -71,6 +71,7 @@ export async function lockTask(db: Db, tenantId: string, id: string): Promise<Ta
 export interface TaskFilter {
   status?: string[];
   kind?: string[];
+  priority?: number[];
   assignee?: string;
   reportId?: string;
   limit: number;
@@ -82,6 +83,7 @@ export async function listTasks(db: Db, tenantId: string, filter: TaskFilter): P
   let query = tenantScope(db, tenantId).selectFrom('tasks').selectAll();
   if (filter.status) query = query.where('status', 'in', filter.status);
   if (filter.kind) query = query.where('kind', 'in', filter.kind);
+  if (filter.priority) query = query.where('priority', 'in', filter.priority);
   if (filter.assignee) query = query.where('assignee', '=', filter.assignee);
   if (filter.reportId) query = query.where('report_id', '=', filter.reportId);
   return query

@@ -121,6 +121,8 @@ export interface LabReport {
   clientId?: string | null;
   /** The ordering location (HL7 PV1-3, FHIR ServiceRequest.locationCode), for access scope and routing. */
   locationId?: string | null;
+  /** A clinician's interpretation entered with the results (console manual entry), shown to the patient. */
+  interpretation?: string | null;
 }
 
 /** A result message: one patient, one or more reports. */

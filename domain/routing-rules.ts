@@ -362,6 +362,81 @@ export function evaluateRouting(
   };
 }
 
+/** A decision as recorded on a report: the rules version that made it (0: none written), and why it failed. */
+export interface RoutedDecision extends RoutingDecision {
+  ruleVersion: number;
+  /** Set when the rules failed to evaluate and a person decides instead. */
+  error?: string;
+}
+
+/**
+ * The defaults a tenant's rules override: {@link DEFAULT_ROUTING_DECISION} with the tenant's own
+ * release delay.
+ *
+ * @example
+ * routingDefaults({ releaseDelaySeconds: 3600 }) // { ...DEFAULT_ROUTING_DECISION, releaseDelaySeconds: 3600 }
+ */
+export function routingDefaults(settings: { releaseDelaySeconds?: number }): RoutingDecision {
+  return {
+    ...DEFAULT_ROUTING_DECISION,
+    releaseDelaySeconds: Math.max(0, settings.releaseDelaySeconds ?? 0),
+  };
+}
+
+/**
+ * Routes one report by a version of the tenant's rules (null when none was ever written). Rules that
+ * fail to evaluate never skip a result: the report goes to review, with the error kept for the
+ * reviewer. The routing activity records this decision; the console's dry run compares against it.
+ *
+ * @example
+ * routeReport({ version: 2, rules: { priority: 'asap' } }, facts, DEFAULT_ROUTING_DECISION)
+ * // { ...DEFAULT_ROUTING_DECISION, reviewRequired: true, ruleVersion: 2, error: 'The priority rule must give ...' }
+ */
+export function routeReport(
+  rules: { version: number; rules: RoutingRuleSet } | null,
+  facts: RoutingFacts,
+  defaults: RoutingDecision,
+): RoutedDecision {
+  if (!rules) return { ...defaults, destinations: [...defaults.destinations], ruleVersion: 0 };
+  try {
+    return { ...evaluateRouting(rules.rules, facts, defaults), ruleVersion: rules.version };
+  } catch (error) {
+    if (!(error instanceof RoutingRuleError)) throw error;
+    return {
+      ...defaults,
+      destinations: [...defaults.destinations],
+      reviewRequired: true,
+      ruleVersion: rules.version,
+      error: error.message,
+    };
+  }
+}
+
+/**
+ * Where two decisions differ, by decision key (destinations compared as sets), plus `error` when
+ * one of them failed and the other did not. Empty when a report would be routed the same way.
+ *
+ * @example
+ * routingDifferences(recorded, { ...recorded, reviewRequired: true }) // ['reviewRequired']
+ */
+export function routingDifferences(
+  before: RoutingDecision & { error?: string },
+  after: RoutingDecision & { error?: string },
+): Array<RoutingRuleKey | 'error'> {
+  const out: Array<RoutingRuleKey | 'error'> = [];
+  const sameSet = (a: readonly string[], b: readonly string[]) =>
+    a.length === b.length && a.every((x) => b.includes(x));
+  for (const key of RULE_KEYS) {
+    const same =
+      key === 'destinations'
+        ? sameSet(before.destinations ?? [], after.destinations ?? [])
+        : before[key] === after[key];
+    if (!same) out.push(key);
+  }
+  if (Boolean(before.error) !== Boolean(after.error)) out.push('error');
+  return out;
+}
+
 const MAX_RELEASE_DELAY_SECONDS = 7 * 24 * 3600;
 
 function asBoolean(key: 'reviewRequired' | 'notifyPatient', value: unknown): boolean {

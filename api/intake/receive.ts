@@ -1,31 +1,12 @@
-import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
 import type { Message } from '../../db/schema.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { idempotencyKeyOf } from '../routes/hl7.ts';
-import {
-  accessViolations,
-  isDataException,
-  storeInbound,
-  type InboundAnswer,
-  type InboundContent,
-  type InboundFormat,
-} from './store.ts';
+import { accessViolations, storeIntake, type InboundAnswer, type Intake } from './store.ts';
 
-export interface HttpIntake {
-  format: InboundFormat;
-  messageType: string;
-  /** The message as text (for the message log); a binary upload passes a description. */
-  raw: string;
-  /** Bytes the content hash is taken over (the body as received). */
-  hashOf: Uint8Array | string;
-  /** A natural key the sender gave (a Bundle's identifier); the content hash otherwise. */
-  naturalKey?: string | null;
-  content: InboundContent;
-  /** The answer to store and send, given the new message's id. */
-  answer: (messageId: string) => InboundAnswer;
-}
+/** What the HTTP routes store: the same as every other intake. */
+export type HttpIntake = Intake;
 
 /**
  * Receives one non-HL7 message over HTTP (FHIR, JSON, a PDF upload) for the authenticated tenant:
@@ -34,11 +15,9 @@ export interface HttpIntake {
  * creates nothing. A different body under a used Idempotency-Key is refused (409).
  */
 export async function receiveOverHttp(c: Context<AppEnv>, intake: HttpIntake): Promise<Response> {
-  const services = c.get('services');
   const tenant = c.get('tenant');
   const credential = c.get('credential');
   const idempotencyKey = idempotencyKeyOf(c.req.header('idempotency-key'));
-  const contentHash = createHash('sha256').update(intake.hashOf).digest('hex');
   const violations = accessViolations(
     { clientIds: credential.client_ids, locationIds: credential.location_ids },
     intake.content,
@@ -49,37 +28,13 @@ export async function receiveOverHttp(c: Context<AppEnv>, intake: HttpIntake): P
       violations.join('; '),
       violations.map((message) => ({ message })),
     );
-  let stored;
-  try {
-    stored = await storeInbound(
-      services,
-      {
-        tenant,
-        transport: 'http',
-        format: intake.format,
-        messageType: intake.messageType,
-        sender: `${intake.format}`,
-        controlId: intake.naturalKey ? `id:${intake.naturalKey}` : `sha256:${contentHash}`,
-        idempotencyKey,
-        contentHash,
-        raw: intake.raw,
-        credentialId: credential.id,
-        connectionId: null,
-        orderNamespace: tenant.slug,
-      },
-      intake.content,
-      intake.answer,
-    );
-  } catch (error) {
-    if (!isDataException(error)) throw error;
-    services.logger.warn({ err: error, tenantId: tenant.id }, 'inbound message refused by the database');
-    throw new AppError('unprocessable', `the message could not be stored: ${(error as Error).message}`);
-  }
-  if (stored.kind === 'duplicate') {
-    services.metrics.inboundMessages.inc({ transport: 'http', format: intake.format, outcome: 'duplicate' });
-    return repeatOrRefuse(c, stored.message, contentHash, idempotencyKey);
-  }
-  services.metrics.inboundMessages.inc({ transport: 'http', format: intake.format, outcome: 'accepted' });
+  const stored = await storeIntake(
+    c.get('services'),
+    { tenant, transport: 'http', credentialId: credential.id, idempotencyKey },
+    intake,
+  );
+  if (stored.kind === 'duplicate')
+    return repeatOrRefuse(c, stored.message, stored.contentHash, idempotencyKey);
   setMessageHeaders(c, stored.messageId);
   return answerResponse(c, stored.answer);
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { appendAuditEvents } from '../../db/audit.ts';
 import { EXTRACTION_STATUS, insertDocument, type ExtractionStatus } from '../../db/documents.ts';
 import { insertInboxRows, insertOrderInboxRow, type InboxRow, type OrderInboxRow } from '../../db/inbox.ts';
@@ -20,7 +20,8 @@ export type InboundFormat = 'hl7v2' | 'fhir' | 'csv' | 'json' | 'pdf';
 /** Who sent a message, how, and the keys a retry of it is recognised by. */
 export interface InboundEnvelope {
   tenant: Tenant;
-  transport: 'http' | 'mllp' | 'pull';
+  /** `console`: a person entered or uploaded it in the console. */
+  transport: 'http' | 'mllp' | 'pull' | 'console';
   format: InboundFormat;
   /** e.g. `ORU^R01`, `Bundle/transaction`, `text/csv`, `results`, `document`. */
   messageType: string;
@@ -33,6 +34,8 @@ export interface InboundEnvelope {
   raw: string;
   credentialId: string | null;
   connectionId: string | null;
+  /** Who the audit event names; the credential or connection when absent. */
+  actor?: string;
   /** Namespace of order numbers whose sender names none (HL7 MSH-4; the tenant slug otherwise). */
   orderNamespace: string;
 }
@@ -63,6 +66,84 @@ export interface InboundContent {
 export interface InboundAnswer {
   response: string;
   status: number;
+}
+
+/** One non-HL7 message read into the canonical model, ready to store (FHIR, JSON, a PDF upload). */
+export interface Intake {
+  format: InboundFormat;
+  messageType: string;
+  /** The message as text (for the message log); a binary upload passes a description. */
+  raw: string;
+  /** Bytes the content hash is taken over (the body as received). */
+  hashOf: Uint8Array | string;
+  /** A natural key the sender gave (a Bundle's identifier); the content hash otherwise. */
+  naturalKey?: string | null;
+  content: InboundContent;
+  /** The answer to store and send, given the new message's id. */
+  answer: (messageId: string) => InboundAnswer;
+}
+
+/** Where an intake came from: the tenant, the transport, and who sent it. */
+export interface IntakeSource {
+  tenant: Tenant;
+  transport: InboundEnvelope['transport'];
+  credentialId: string | null;
+  /** Who the audit event names; the credential when absent. */
+  actor?: string;
+  idempotencyKey: string | null;
+}
+
+/**
+ * Stores one read intake for a tenant, whoever sent it (the HTTP routes, the console): one
+ * transaction, then its workflows started. A retry (the same Idempotency-Key, natural key or bytes)
+ * comes back as `duplicate` with the stored message and this intake's content hash, so the caller
+ * can tell a repeat from a different body under a used key. A value the database refuses is an
+ * `unprocessable` AppError, nothing stored.
+ */
+export async function storeIntake(
+  services: Services,
+  source: IntakeSource,
+  intake: Intake,
+): Promise<
+  | { kind: 'accepted'; messageId: string; answer: InboundAnswer }
+  | { kind: 'duplicate'; message: Message; contentHash: string }
+> {
+  const { tenant } = source;
+  const contentHash = createHash('sha256').update(intake.hashOf).digest('hex');
+  let stored;
+  try {
+    stored = await storeInbound(
+      services,
+      {
+        tenant,
+        transport: source.transport,
+        format: intake.format,
+        messageType: intake.messageType,
+        sender: `${intake.format}`,
+        controlId: intake.naturalKey ? `id:${intake.naturalKey}` : `sha256:${contentHash}`,
+        idempotencyKey: source.idempotencyKey,
+        contentHash,
+        raw: intake.raw,
+        credentialId: source.credentialId,
+        connectionId: null,
+        ...(source.actor ? { actor: source.actor } : {}),
+        orderNamespace: tenant.slug,
+      },
+      intake.content,
+      intake.answer,
+    );
+  } catch (error) {
+    if (!isDataException(error)) throw error;
+    services.logger.warn({ err: error, tenantId: tenant.id }, 'inbound message refused by the database');
+    throw new AppError('unprocessable', `the message could not be stored: ${(error as Error).message}`);
+  }
+  const labels = { transport: source.transport, format: intake.format };
+  if (stored.kind === 'duplicate') {
+    services.metrics.inboundMessages.inc({ ...labels, outcome: 'duplicate' });
+    return { kind: 'duplicate', message: stored.message, contentHash };
+  }
+  services.metrics.inboundMessages.inc({ ...labels, outcome: 'accepted' });
+  return { kind: 'accepted', messageId: stored.messageId, answer: stored.answer };
 }
 
 export type StoreOutcome =
@@ -258,9 +339,11 @@ async function writeGroup(trx: Transaction<Database>, group: PendingWrite[]): Pr
     trx,
     fresh.map(({ item: { envelope, content }, id }, i) => ({
       tenantId: tenant.id,
-      actor: envelope.credentialId
-        ? `credential/${envelope.credentialId}`
-        : `connection/${envelope.connectionId}`,
+      actor:
+        envelope.actor ??
+        (envelope.credentialId
+          ? `credential/${envelope.credentialId}`
+          : `connection/${envelope.connectionId}`),
       action: 'message.received',
       subject: `message/${id}`,
       details: {

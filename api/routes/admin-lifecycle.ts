@@ -1,25 +1,19 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { appendAudit } from '../../db/audit.ts';
 import { listMail } from '../../db/mail.ts';
 import { listProviders } from '../../db/providers.ts';
-import {
-  findRulesVersion,
-  insertRulesVersion,
-  listRulesVersions,
-  type RoutingRulesVersion,
-} from '../../db/routing-rules.ts';
+import type { RoutingRulesVersion } from '../../db/routing-rules.ts';
 import type { Provider } from '../../db/schema.ts';
-import {
-  DEFAULT_ROUTING_DECISION,
-  evaluateRouting,
-  RoutingRuleError,
-  validateRuleSet,
-  type RoutingFacts,
-} from '../../domain/routing-rules.ts';
-import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
 import { addProvider, ProviderSchema as ProviderBody, removeProvider } from '../providers.ts';
+import {
+  dryRun,
+  DRY_RUN_MAX,
+  listRuleVersions,
+  rollbackRules,
+  saveRuleVersion,
+  tryRule,
+} from '../routing-rules.ts';
 import { validationHook } from '../validation.ts';
 import { ErrorOut, json, requireTenant } from './openapi-common.ts';
 
@@ -62,37 +56,14 @@ const RulesBody = z
   .strict()
   .openapi('NewRoutingRules');
 
-/** A typical flagged report, for the dry run of rules being saved. */
-const SAMPLE_FACTS: RoutingFacts = {
-  tenant: 'sample',
-  source: { format: 'hl7v2', transport: 'http', connection: null },
-  test: { code: '24323-8', system: 'http://loinc.org', display: 'Comprehensive metabolic panel' },
-  report: { status: 'final', critical: false, abnormal: true, needsReview: false },
-  results: [
-    {
-      code: '2823-3',
-      system: 'http://loinc.org',
-      value: 5.4,
-      text: null,
-      unit: 'mmol/L',
-      interpretation: 'H',
-      critical: false,
-      low: 3.5,
-      high: 5.1,
-    },
-  ],
-  patient: { ageYears: 54, sex: 'female', notifiable: true },
-  orderingLocation: null,
-  orderingProvider: '1234',
-};
-
-function invalidRules(errors: { path: string; message: string }[]): AppError {
-  return new AppError(
-    'invalid_request',
-    `the routing rules are not valid: ${errors.map((e) => `${e.path || '(rules)'}: ${e.message}`).join('; ')}`,
-    errors,
-  );
-}
+const RoutingDecisionOut = z.object({
+  reviewRequired: z.boolean(),
+  destinations: z.array(z.string()),
+  notifyPatient: z.boolean(),
+  releaseDelaySeconds: z.number(),
+  priority: z.string(),
+  error: z.string().optional(),
+});
 
 /** Admin API for the lifecycle: providers (escalation chain), versioned routing rules, the mail outbox. */
 export function adminLifecycleRoutes() {
@@ -167,9 +138,8 @@ export function adminLifecycleRoutes() {
       },
     }),
     async (c) => {
-      const { db } = c.get('services');
-      const tenant = await requireTenant(db, c.req.valid('param').slug);
-      return c.json({ versions: (await listRulesVersions(db, tenant.id)).map(rulesOut) }, 200);
+      const versions = await listRuleVersions(c.get('services').db, c.req.valid('param').slug);
+      return c.json({ versions: versions.map(rulesOut) }, 200);
     },
   );
 
@@ -182,45 +152,13 @@ export function adminLifecycleRoutes() {
       responses: { 201: { description: 'Saved', ...json(RulesOut) }, ...errors },
     }),
     async (c) => {
-      const { db } = c.get('services');
       const body = c.req.valid('json');
-      const checked = validateRuleSet(body.rules);
-      if (!checked.ok) throw invalidRules(checked.errors);
-      // A dry run on a sample report catches a rule that can never give a usable decision
-      // ("priority": "asap", a negative delay) before it is in force.
-      try {
-        evaluateRouting(checked.rules, SAMPLE_FACTS, DEFAULT_ROUTING_DECISION);
-      } catch (error) {
-        if (!(error instanceof RoutingRuleError)) throw error;
-        throw invalidRules([{ path: error.rule ?? '', message: error.message }]);
-      }
-      const saved = await db
-        .transaction()
-        .execute(async (trx) => {
-          const tenant = await requireTenant(trx, c.req.valid('param').slug);
-          const version = await insertRulesVersion(trx, tenant.id, {
-            rules: checked.rules,
-            note: body.note ?? null,
-            createdBy: 'admin',
-          });
-          await appendAudit(trx, {
-            tenantId: tenant.id,
-            actor: 'admin',
-            action: 'routing_rules.saved',
-            subject: `routing-rules/${version.version}`,
-            details: { note: body.note ?? null },
-          });
-          return version;
-        })
-        .catch((error: unknown) => {
-          // Two saves at once: the version number is the primary key; the second is told to retry.
-          if ((error as { code?: unknown }).code === '23505')
-            throw new AppError(
-              'conflict',
-              'the routing rules were changed at the same moment; load them and save again',
-            );
-          throw error;
-        });
+      const saved = await saveRuleVersion(
+        c.get('services').db,
+        c.req.valid('param').slug,
+        { rules: body.rules, note: body.note ?? null },
+        'admin',
+      );
       return c.json(rulesOut(saved), 201);
     },
   );
@@ -237,27 +175,8 @@ export function adminLifecycleRoutes() {
       responses: { 201: { description: 'Rolled back', ...json(RulesOut) }, ...errors },
     }),
     async (c) => {
-      const { db } = c.get('services');
       const { version } = c.req.valid('json');
-      const saved = await db.transaction().execute(async (trx) => {
-        const tenant = await requireTenant(trx, c.req.valid('param').slug);
-        const earlier = await findRulesVersion(trx, tenant.id, version);
-        if (!earlier)
-          throw new AppError('not_found', `tenant ${tenant.slug} has no routing rules version ${version}`);
-        const restored = await insertRulesVersion(trx, tenant.id, {
-          rules: earlier.rules,
-          note: `rollback to version ${version}`,
-          createdBy: 'admin',
-        });
-        await appendAudit(trx, {
-          tenantId: tenant.id,
-          actor: 'admin',
-          action: 'routing_rules.rolled_back',
-          subject: `routing-rules/${restored.version}`,
-          details: { to: version },
-        });
-        return restored;
-      });
+      const saved = await rollbackRules(c.get('services').db, c.req.valid('param').slug, version, 'admin');
       return c.json(rulesOut(saved), 201);
     },
   );
@@ -290,21 +209,85 @@ export function adminLifecycleRoutes() {
       },
     }),
     async (c) => {
-      const { db } = c.get('services');
-      const body = c.req.valid('json');
-      const tenant = await requireTenant(db, c.req.valid('param').slug);
-      const rules = body.rules ?? (await listRulesVersions(db, tenant.id))[0]?.rules ?? {};
-      try {
-        const decision = evaluateRouting(
-          rules,
-          body.facts as unknown as RoutingFacts,
-          DEFAULT_ROUTING_DECISION,
-        );
-        return c.json({ decision, error: null }, 200);
-      } catch (error) {
-        if (error instanceof RoutingRuleError) return c.json({ decision: null, error: error.message }, 200);
-        throw error;
-      }
+      const tried = await tryRule(c.get('services').db, c.req.valid('param').slug, c.req.valid('json'));
+      return c.json(tried, 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/tenants/{slug}/routing-rules/dry-run',
+      summary:
+        "Evaluate draft rules over the tenant's last results and list those it would route differently, storing nothing",
+      request: {
+        params: SlugParam,
+        body: {
+          required: true,
+          ...json(
+            z
+              .object({
+                rules: z.record(z.string(), z.unknown()).openapi({
+                  description: 'The draft, as it would be saved (checked against the operation whitelist).',
+                  example: {
+                    reviewRequired: {
+                      some: [
+                        { var: 'results' },
+                        { and: [{ '==': [{ var: 'code' }, '2823-3'] }, { '>': [{ var: 'value' }, 4] }] },
+                      ],
+                    },
+                  },
+                }),
+                limit: z
+                  .number()
+                  .int()
+                  .min(1)
+                  .max(DRY_RUN_MAX)
+                  .default(100)
+                  .openapi({
+                    description: `How many of the most recent routed results to evaluate (at most ${DRY_RUN_MAX}).`,
+                  }),
+                offset: z.number().int().min(0).max(DRY_RUN_MAX).optional().openapi({
+                  description:
+                    'Where this page starts within the last `limit` results (for paging a large run).',
+                }),
+                pageSize: z.number().int().min(1).max(DRY_RUN_MAX).optional().openapi({
+                  description: 'How many results to evaluate in this request; all `limit` when absent.',
+                }),
+              })
+              .strict()
+              .openapi('RoutingRulesDryRun'),
+          ),
+        },
+      },
+      responses: {
+        200: {
+          description: 'The results whose routing decision would change, with both decisions',
+          ...json(
+            z
+              .object({
+                evaluated: z.number().int(),
+                nextOffset: z.number().int().nullable(),
+                changes: z.array(
+                  z.object({
+                    reportId: z.string(),
+                    test: z.string(),
+                    receivedAt: z.string(),
+                    recorded: RoutingDecisionOut.extend({ ruleVersion: z.number().int() }),
+                    draft: RoutingDecisionOut,
+                    differences: z.array(z.string()),
+                  }),
+                ),
+              })
+              .openapi('RoutingRulesDryRunOutcome'),
+          ),
+        },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const outcome = await dryRun(c.get('services').db, c.req.valid('param').slug, c.req.valid('json'));
+      return c.json(outcome, 200);
     },
   );
 

@@ -65,7 +65,7 @@ describe('console in a real browser', () => {
     await page.screenshot({ path: path.join(SCREENSHOTS, 'overview.png'), fullPage: true });
 
     // The tenant's own endpoints, credentials and sample requests, one click from the overview.
-    await page.getByRole('link', { name: 'consolelab', exact: true }).click();
+    await page.goto(`${lr.baseUrl}/tenants/consolelab/endpoints`);
     await page.getByRole('heading', { name: /Endpoints of/ }).waitFor();
     const http = page.getByRole('region', { name: 'HTTP endpoints' });
     expect(await http.textContent()).toContain(`/v1/t/consolelab/hl7`);
@@ -94,7 +94,7 @@ describe('console in a real browser', () => {
       30_000,
       'the dead letter',
     );
-    await page.getByRole('link', { name: 'Deliveries of consolelab' }).click();
+    await page.goto(`${lr.baseUrl}/tenants/consolelab/deliveries`);
     await page.getByRole('heading', { name: /Deliveries of/ }).waitFor();
     const row = page
       .getByRole('region', { name: 'Deliveries' })

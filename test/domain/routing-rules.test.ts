@@ -4,6 +4,8 @@ import {
   DEFAULT_ROUTING_DECISION,
   RoutingRuleError,
   evaluateRouting,
+  routeReport,
+  routingDifferences,
   validateRuleSet,
   type RoutingFacts,
   type RoutingRuleSet,
@@ -507,5 +509,40 @@ describe('evaluateRouting', () => {
     );
     expect(error.rule).toBeNull();
     expect(error.message).toMatch(/must be an object/);
+  });
+});
+
+describe('routeReport and routingDifferences', () => {
+  const critical = { reviewRequired: { some: [{ var: 'results' }, { var: 'critical' }] } };
+
+  test('no rules: the defaults, as version 0; failing rules: review, with the error kept', () => {
+    expect(routeReport(null, facts(), DEFAULT_ROUTING_DECISION)).toEqual({
+      ...DEFAULT_ROUTING_DECISION,
+      ruleVersion: 0,
+    });
+    expect(routeReport({ version: 4, rules: critical }, facts(), DEFAULT_ROUTING_DECISION)).toMatchObject({
+      reviewRequired: true,
+      ruleVersion: 4,
+    });
+    const failed = routeReport(
+      { version: 5, rules: { priority: 'asap' } },
+      facts(),
+      DEFAULT_ROUTING_DECISION,
+    );
+    expect(failed).toMatchObject({ reviewRequired: true, ruleVersion: 5, priority: 'routine' });
+    expect(failed.error).toMatch(/priority/);
+  });
+
+  test('names the decisions that differ, destinations compared as sets', () => {
+    const a = { ...DEFAULT_ROUTING_DECISION, destinations: ['x', 'y'] };
+    expect(routingDifferences(a, { ...a, destinations: ['y', 'x'] })).toEqual([]);
+    expect(routingDifferences(a, { ...a, reviewRequired: true, destinations: ['x'] })).toEqual([
+      'reviewRequired',
+      'destinations',
+    ]);
+    expect(routingDifferences(a, { ...a, reviewRequired: true, error: 'failed' })).toEqual([
+      'reviewRequired',
+      'error',
+    ]);
   });
 });
