@@ -50,9 +50,7 @@ function oru(o: {
 /**
  * The review queue in a real browser: a routing rule holds lipid panels for review; a reviewer
  * claims a task from the queue, reads the raw HL7 beside the parsed values, corrects one value and
- * approves (the corrected value is what the result API releases), rejects another with a reason,
- * is refused a task someone else claimed, and resolves an ambiguous patient by picking a
- * candidate. A provider may not see the queue nor post to it.
+ * approves (the corrected value is what the result API releases).
  */
 describe('review queue in a real browser', () => {
   let lr: TestLabRelay;
