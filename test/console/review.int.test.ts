@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
 import { createConsoleUser, signedInPage, waitForHydration } from '../support/console.ts';
 import {
@@ -18,6 +19,7 @@ import {
 const SLUG = 'revlab';
 const PASSWORD = 'a long console passphrase 2026';
 const REVIEWER = 'rhea@revlab.example';
+const SECOND_REVIEWER = 'sam@revlab.example';
 const PROVIDER = 'pat@revlab.example';
 
 /** An ORU^R01 as an LIS writes it: a lipid panel (reviewed by this tenant's rule) or a CBC (not). */
@@ -48,9 +50,12 @@ function oru(o: {
 }
 
 /**
- * The review queue in a real browser: a routing rule holds lipid panels for review; a reviewer
+ * The review queue in a real browser: a routing rule holds lipid panels for review. A reviewer
  * claims a task from the queue, reads the raw HL7 beside the parsed values, corrects one value and
- * approves (the corrected value is what the result API releases).
+ * approves (the corrected value is what the result API releases); a task another reviewer claimed
+ * is theirs alone; a rejection needs its reason and holds the report back; twins are told apart by
+ * picking one of the candidates; the task page works from the keyboard; a provider cannot reach the
+ * queue or act on it.
  */
 describe('review queue in a real browser', () => {
   let lr: TestLabRelay;
@@ -73,6 +78,11 @@ describe('review queue in a real browser', () => {
     });
     await createConsoleUser(lr.baseUrl, {
       email: REVIEWER,
+      password: PASSWORD,
+      roles: [{ tenant: SLUG, role: 'reviewer' }],
+    });
+    await createConsoleUser(lr.baseUrl, {
+      email: SECOND_REVIEWER,
       password: PASSWORD,
       roles: [{ tenant: SLUG, role: 'reviewer' }],
     });
@@ -124,6 +134,7 @@ describe('review queue in a real browser', () => {
     expect(rowText).toContain('Okafor, Ada');
     expect(rowText).toContain('MRN-R1');
     await reviewer.screenshot({ path: path.join(SCREENSHOTS, 'review-queue.png'), fullPage: true });
+    expect(await accessibilityViolations(reviewer)).toEqual([]);
 
     await row.getByRole('button', { name: /^Claim / }).click();
     await reviewer.waitForURL(`**/review/${task.id}`);
@@ -147,6 +158,7 @@ describe('review queue in a real browser', () => {
       'out-of-range',
     );
     await reviewer.screenshot({ path: path.join(SCREENSHOTS, 'review-task.png'), fullPage: true });
+    expect(await accessibilityViolations(reviewer)).toEqual([]);
 
     // Nothing changed is not a correction.
     await reviewer.getByRole('button', { name: 'Correct and approve' }).click();
@@ -173,5 +185,210 @@ describe('review queue in a real browser', () => {
       decision: 'correct',
       corrections: [{ observationId: expect.any(String), value: 212 }],
     });
+  });
+
+  /** The session's CSRF token as the page's forms carry it. */
+  const csrfOf = (page: Page) => page.locator('input[name="csrf"]').first().inputValue();
+
+  test('a task another reviewer claimed is theirs alone; a rejection needs its reason, and a rejected report is never released', async () => {
+    const { messageId, reportId } = await send(
+      oru({ controlId: 'REV-2', mrn: 'MRN-R2', family: 'Mensah', given: 'Kofi' }),
+      'needs_review',
+    );
+    const task = await taskOf('review_result', reportId);
+    const taskUrl = `${lr.baseUrl}/tenants/${SLUG}/review/${task.id}`;
+
+    const second = await signedInPage(browser, lr.baseUrl, SECOND_REVIEWER, PASSWORD);
+    await second.goto(taskUrl);
+    await waitForHydration(second);
+    await second.getByRole('button', { name: 'Claim this task' }).click();
+    await second.getByRole('status').filter({ hasText: 'You claimed this task.' }).waitFor();
+
+    // The first reviewer sees who has it and is offered no decision.
+    await reviewer.goto(taskUrl);
+    await waitForHydration(reviewer);
+    expect(await reviewer.locator('main').textContent()).toContain(
+      `${SECOND_REVIEWER} has claimed this task`,
+    );
+    expect(await reviewer.getByRole('button', { name: /Reject|Approve|Claim/ }).count()).toBe(0);
+    // A form posted anyway is refused by the same rule the tasks API applies.
+    const forged = await reviewer.request.post(`${taskUrl}?/reject`, {
+      form: { csrf: await csrfOf(reviewer), comment: 'not mine to reject' },
+      headers: { accept: 'text/html', origin: lr.baseUrl },
+      maxRedirects: 0,
+    });
+    expect(forged.status()).toBe(409);
+    expect((await taskOf('review_result', reportId)).status).toBe('claimed');
+
+    // A reason of blanks is no reason.
+    await second.getByLabel('Reason for rejecting (required)').fill('   ');
+    await second.getByRole('button', { name: 'Reject' }).click();
+    await second.getByRole('alert').filter({ hasText: 'Say why the report is rejected.' }).waitFor();
+    await second.getByLabel('Reason for rejecting (required)').fill('Specimen haemolysed; redraw requested');
+    await second.getByRole('button', { name: 'Reject' }).click();
+    await second.waitForURL(`**/tenants/${SLUG}/review?done=reject`);
+    expect(await second.getByRole('status').textContent()).toContain(
+      'Rejected: the report will not be released.',
+    );
+
+    const done = await taskOf('review_result', reportId);
+    expect(done.status).toBe('completed');
+    expect(done.decision).toMatchObject({
+      decision: 'reject',
+      comment: 'Specimen haemolysed; redraw requested',
+    });
+    const rejected = await eventually(async () => {
+      const { body } = await getJson(lr.baseUrl, cred, `/v1/t/${SLUG}/messages/${messageId}`);
+      return body.reports[0].stage === 'rejected' ? body : undefined;
+    });
+    expect(rejected.reports[0].id).toBe(reportId);
+    const { body: released } = await getJson(
+      lr.baseUrl,
+      cred,
+      `/v1/t/${SLUG}/fhir/Observation?patient.identifier=MRN-R2`,
+    );
+    expect(released.entry ?? []).toEqual([]);
+    await second.context().close();
+  });
+
+  test('twins with one name and birth date: the reviewer picks the right one from the candidates, and the report is filed under them', async () => {
+    const twin = (controlId: string, mrn: string) =>
+      send(oru({ controlId, mrn, family: 'Nguyen', given: 'Linh', dob: '19900101', cbc: true }), 'delivered');
+    await twin('REV-TWIN-A', 'MRN-TWIN-A');
+    // Same name and birth date under another number: a person decides, here that it is someone new.
+    const b = await send(
+      oru({
+        controlId: 'REV-TWIN-B',
+        mrn: 'MRN-TWIN-B',
+        family: 'Nguyen',
+        given: 'Linh',
+        dob: '19900101',
+        cbc: true,
+      }),
+      'needs_review',
+    );
+    const bTask = await taskOf('match_patient', b.reportId);
+    await reviewer.goto(`${lr.baseUrl}/tenants/${SLUG}/review/${bTask.id}`);
+    await waitForHydration(reviewer);
+    await reviewer.getByRole('button', { name: 'New patient' }).click();
+    await reviewer.waitForURL(`**/tenants/${SLUG}/review?done=new`);
+    await waitForMessageStatus(lr.baseUrl, cred, b.messageId, 'delivered');
+
+    const { messageId, reportId } = await send(
+      oru({
+        controlId: 'REV-TWIN-X',
+        mrn: 'MRN-TWIN-X',
+        family: 'NGUYEN',
+        given: 'Linh',
+        dob: '19900101',
+        cbc: true,
+      }),
+      'needs_review',
+    );
+    const task = await taskOf('match_patient', reportId);
+    await reviewer.goto(`${lr.baseUrl}/tenants/${SLUG}/review?kind=match_patient`);
+    await reviewer.locator(`tr[data-task-id="${task.id}"]`).getByRole('link').click();
+    await reviewer.waitForURL(`**/review/${task.id}`);
+    await waitForHydration(reviewer);
+    const match = reviewer.getByRole('region', { name: 'Which patient is this?' });
+    expect(await match.textContent()).toContain('Sent as NGUYEN, Linh, born 1990-01-01, MRN-TWIN-X');
+    const candidates = match.locator('tbody tr');
+    expect(await candidates.count()).toBe(2);
+    expect((await candidates.allTextContents()).map((t) => /MRN-TWIN-[AB]/.exec(t)?.[0]).sort()).toEqual([
+      'MRN-TWIN-A',
+      'MRN-TWIN-B',
+    ]);
+    await reviewer.screenshot({ path: path.join(SCREENSHOTS, 'review-match-patient.png'), fullPage: true });
+    expect(await accessibilityViolations(reviewer)).toEqual([]);
+    const chosen = match.locator('tbody tr', { hasText: 'MRN-TWIN-B' });
+    const chosenId = await chosen.getAttribute('data-patient-id');
+    await chosen.getByRole('button', { name: /^This patient: Nguyen, Linh, MRN-TWIN-B/ }).click();
+    await reviewer.waitForURL(`**/tenants/${SLUG}/review?done=match`);
+
+    const done = await waitForMessageStatus(lr.baseUrl, cred, messageId, 'delivered');
+    expect(done.reports[0].patientId).toBe(chosenId);
+    const { body } = await getJson(lr.baseUrl, cred, `/v1/t/${SLUG}/fhir/Patient?identifier=MRN-TWIN-X`);
+    expect(body.entry.map((e: any) => e.resource.id)).toEqual([chosenId]);
+  });
+
+  test('the task page works from the keyboard: c claims, j and k move through the queue, a then Enter approves, q goes back', async () => {
+    const first = await send(
+      oru({ controlId: 'REV-K1', mrn: 'MRN-K1', family: 'Keys', given: 'One' }),
+      'needs_review',
+    );
+    const second = await send(
+      oru({ controlId: 'REV-K2', mrn: 'MRN-K2', family: 'Keys', given: 'Two' }),
+      'needs_review',
+    );
+    const firstTask = await taskOf('review_result', first.reportId);
+    const secondTask = await taskOf('review_result', second.reportId);
+
+    await reviewer.goto(`${lr.baseUrl}/tenants/${SLUG}/review/${firstTask.id}`);
+    await waitForHydration(reviewer);
+    // The queue is oldest first within a priority: the second task comes after the first.
+    await reviewer.keyboard.press('j');
+    await reviewer.waitForURL(`**/review/${secondTask.id}`);
+    await waitForHydration(reviewer);
+    await reviewer.keyboard.press('k');
+    await reviewer.waitForURL(`**/review/${firstTask.id}`);
+    await waitForHydration(reviewer);
+
+    await reviewer.keyboard.press('c');
+    expect(await reviewer.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe(
+      'claim-button',
+    );
+    await reviewer.keyboard.press('Enter');
+    await reviewer.getByRole('status').filter({ hasText: 'You claimed this task.' }).waitFor();
+    // A shortcut key typed into a field is just text.
+    await reviewer.keyboard.press('r');
+    await reviewer.keyboard.type('jaq');
+    expect(await reviewer.getByLabel('Reason for rejecting (required)').inputValue()).toBe('jaq');
+    expect(reviewer.url()).toContain(`/review/${firstTask.id}`);
+    await reviewer.getByLabel('Reason for rejecting (required)').fill('');
+    await reviewer.locator('h1').click();
+
+    await reviewer.keyboard.press('a');
+    expect(await reviewer.evaluate(() => (globalThis as any).document.activeElement?.id)).toBe(
+      'approve-button',
+    );
+    await reviewer.keyboard.press('Enter');
+    await reviewer.waitForURL(`**/tenants/${SLUG}/review?done=approve`);
+    await waitForMessageStatus(lr.baseUrl, cred, first.messageId, 'delivered');
+
+    await reviewer.goto(`${lr.baseUrl}/tenants/${SLUG}/review/${secondTask.id}`);
+    await waitForHydration(reviewer);
+    await reviewer.keyboard.press('q');
+    await reviewer.waitForURL((url) => url.pathname === `/tenants/${SLUG}/review`);
+    expect(await reviewer.locator(`tr[data-task-id="${secondTask.id}"]`).count()).toBe(1);
+  });
+
+  test('a provider cannot open the queue or a task, and a claim posted anyway is refused', async () => {
+    const { reportId } = await send(
+      oru({ controlId: 'REV-P1', mrn: 'MRN-P1', family: 'Adeyemi', given: 'Tolu' }),
+      'needs_review',
+    );
+    const task = await taskOf('review_result', reportId);
+    const provider = await signedInPage(browser, lr.baseUrl, PROVIDER, PASSWORD);
+    const token = await csrfOf(provider);
+
+    const queue = await provider.goto(`${lr.baseUrl}/tenants/${SLUG}/review`);
+    expect(queue!.status()).toBe(403);
+    const page = await provider.goto(`${lr.baseUrl}/tenants/${SLUG}/review/${task.id}`);
+    expect(page!.status()).toBe(403);
+    expect(await provider.locator('body').textContent()).not.toContain('MRN-P1');
+    for (const url of [
+      `${lr.baseUrl}/tenants/${SLUG}/review?/claim`,
+      `${lr.baseUrl}/tenants/${SLUG}/review/${task.id}?/claim`,
+    ]) {
+      const claim = await provider.request.post(url, {
+        form: { csrf: token, taskId: task.id },
+        headers: { accept: 'text/html', origin: lr.baseUrl },
+        maxRedirects: 0,
+      });
+      expect(claim.status(), url).toBe(403);
+    }
+    const after = await taskOf('review_result', reportId);
+    expect(after.status).toBe('open');
+    await provider.context().close();
   });
 });
