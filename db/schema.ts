@@ -89,6 +89,8 @@ export interface ConnectionsTable {
   secret_encrypted: string | null;
   /** Pull direction: the `_lastUpdated` of the newest ServiceRequest already taken. */
   pull_cursor: string | null;
+  /** Pull direction: the ServiceRequest ids already taken whose `_lastUpdated` is the cursor's. */
+  pull_cursor_taken: ColumnType<string[], string | undefined, string>;
   last_polled_at: NullableTimestamp;
 }
 

@@ -4,14 +4,20 @@ import { FhirIntakeError, parseFhirIntake } from '../../adapters/fhir/intake.ts'
 import { TokenProvider } from '../../adapters/oauth/token-client.ts';
 import { appendAudit } from '../../db/audit.ts';
 import type { Connection } from '../../db/schema.ts';
+import { tenantScope } from '../../db/tenant-scope.ts';
 import { findTenantById } from '../../db/tenants.ts';
 import type { ConnectionSettings, OutboundAuth } from '../../domain/outbound.ts';
 import type { Services } from '../env.ts';
 import { openSecret } from '../security/secret-box.ts';
 import { storeInbound } from './store.ts';
 
-/** Pages one poll reads at most; the rest waits for the next poll (the cursor has moved). */
+/** Pages one poll reads at most while the server answers in `_lastUpdated` order; the rest waits. */
 const MAX_PAGES = 20;
+/**
+ * Pages one poll reads at most from a server that ignores `_sort`: its cursor can only move after a
+ * whole read, so it reads on past MAX_PAGES, to this bound.
+ */
+const MAX_UNSORTED_PAGES = 500;
 const PAGE_SIZE = 50;
 const DEFAULT_POLL_SECONDS = 60;
 const HTTP_TIMEOUT_MS = 30_000;
@@ -20,14 +26,65 @@ export interface PullOutcome {
   orders: number;
   pages: number;
   cursor: string | null;
+  /** ServiceRequests that could not be read: audited (`connection.pull_skipped`) and passed over. */
+  skipped: number;
+  /** Whether the server answered in `_lastUpdated` order, as asked. */
+  sorted: boolean;
+}
+
+type Entry = { fullUrl?: string; resource?: Record<string, unknown> };
+
+const lastUpdatedOf = (e: Entry): string | null => {
+  const updated = (e.resource?.meta as { lastUpdated?: unknown } | undefined)?.lastUpdated;
+  return typeof updated === 'string' && !Number.isNaN(Date.parse(updated)) ? updated : null;
+};
+const idOf = (e: Entry): string => `ServiceRequest/${String(e.resource?.id ?? e.fullUrl ?? '')}`;
+
+/** Every `reference` string inside a resource (subject, encounter, requester, specimen, …). */
+function referencesIn(value: unknown, found = new Set<string>()): Set<string> {
+  if (Array.isArray(value)) for (const v of value) referencesIn(v, found);
+  else if (value && typeof value === 'object')
+    for (const [k, v] of Object.entries(value)) {
+      if (k === 'reference' && typeof v === 'string') found.add(v);
+      else referencesIn(v, found);
+    }
+  return found;
+}
+
+/** Whether a reference (`Patient/1`, an absolute URL, a fullUrl) names this entry. */
+function names(reference: string, e: Entry): boolean {
+  if (e.fullUrl && (reference === e.fullUrl || e.fullUrl.endsWith(`/${reference}`))) return true;
+  const typed = `${String(e.resource?.resourceType)}/${String(e.resource?.id)}`;
+  return reference === typed || reference.endsWith(`/${typed}`);
+}
+
+/** The ServiceRequests with the page's entries they reference (their patients), as one collection. */
+function collection(requests: Entry[], others: Entry[]): Record<string, unknown> {
+  const references = new Set(requests.flatMap((r) => [...referencesIn(r.resource)]));
+  const referenced = others.filter((e) => [...references].some((ref) => names(ref, e)));
+  return {
+    resourceType: 'Bundle',
+    type: 'collection',
+    entry: [...requests, ...referenced].map((e) => ({
+      ...(e.fullUrl ? { fullUrl: e.fullUrl } : {}),
+      resource: e.resource,
+    })),
+  };
 }
 
 /**
  * The pull direction (seed 002 "Lab Ops uses those credentials to read approved resources"): reads
  * a hospital FHIR server's new ServiceRequests, with the connection's credentials and only GET
  * requests, and takes each page in as an inbound message (the orders stored and their workflows
- * started, exactly as if the hospital had sent them). The cursor is the newest `meta.lastUpdated`
- * taken; a page read twice (a crash before the cursor moved) is the same message and stored once.
+ * started, exactly as if the hospital had sent them).
+ *
+ * The cursor is the newest `meta.lastUpdated` taken, read again with `ge` (a ServiceRequest written
+ * in the same instant as the last one taken is not missed) beside the ids already taken at that
+ * instant (which are not taken twice). The cursor moves at the end of a poll: after up to
+ * MAX_PAGES pages read in `_lastUpdated` order, or, from a server that ignores `_sort`, only after
+ * a whole read, since an older ServiceRequest may still be on a later page. A ServiceRequest that
+ * cannot be read is audited and passed over, so one bad order never holds back the others. A page
+ * read twice (a crash before the cursor moved) is the same message and stored once.
  */
 export async function pullServiceRequests(
   services: Services,
@@ -44,41 +101,67 @@ export async function pullServiceRequests(
       ) as OutboundAuth)
     : { type: 'none' };
 
-  let cursor = connection.pull_cursor;
+  const startCursor = connection.pull_cursor;
+  const takenAtStart = new Set(startCursor ? connection.pull_cursor_taken : []);
   const first = new URL(`${base}/ServiceRequest`);
   for (const [k, v] of new URLSearchParams(settings.pullQuery ?? '')) first.searchParams.append(k, v);
-  if (cursor) first.searchParams.set('_lastUpdated', `gt${cursor}`);
+  if (startCursor) first.searchParams.set('_lastUpdated', `ge${startCursor}`);
   first.searchParams.set('_sort', '_lastUpdated');
   first.searchParams.set('_count', String(PAGE_SIZE));
   first.searchParams.set('_include', 'ServiceRequest:subject');
 
+  // The high-water mark of what was read, and the ids read at exactly that instant.
+  let newest = startCursor;
+  let atNewest = new Set(takenAtStart);
+  let previous: number | null = null;
+  let sorted = true;
+  const outcome = { orders: 0, pages: 0, skipped: 0 };
+
   let next: string | null = first.toString();
-  let orders = 0;
-  let pages = 0;
-  while (next && pages < MAX_PAGES) {
+  while (next && outcome.pages < (sorted ? MAX_PAGES : MAX_UNSORTED_PAGES)) {
     const page = await getJson(next, connection.id, auth, tokens);
-    pages += 1;
-    const entries = Array.isArray(page.entry)
-      ? (page.entry as { fullUrl?: string; resource?: Record<string, unknown> }[])
-      : [];
-    const requests = entries.filter((e) => e.resource?.resourceType === 'ServiceRequest');
-    if (requests.length > 0) {
-      const bundle = {
-        resourceType: 'Bundle',
-        type: 'collection',
-        entry: entries
-          .filter((e) => e.resource)
-          .map((e) => ({ ...(e.fullUrl ? { fullUrl: e.fullUrl } : {}), resource: e.resource })),
-      };
-      const raw = JSON.stringify(bundle);
-      let intake;
+    outcome.pages += 1;
+    const entries = (Array.isArray(page.entry) ? (page.entry as Entry[]) : []).filter((e) => e.resource);
+    const requests = entries.filter((e) => e.resource!.resourceType === 'ServiceRequest');
+    const others = entries.filter((e) => e.resource!.resourceType !== 'ServiceRequest');
+
+    const fresh: Entry[] = [];
+    for (const e of requests) {
+      const updated = lastUpdatedOf(e);
+      const at = updated === null ? null : Date.parse(updated);
+      if (at !== null) {
+        if (previous !== null && at < previous) sorted = false;
+        previous = at;
+        if (newest === null || at > Date.parse(newest)) {
+          newest = updated;
+          atNewest = new Set();
+        }
+        if (at === Date.parse(newest!)) atNewest.add(idOf(e));
+      }
+      const seenBefore = startCursor !== null && at === Date.parse(startCursor) && takenAtStart.has(idOf(e));
+      if (!seenBefore) fresh.push(e);
+    }
+
+    // Each ServiceRequest is read alone first, so one that cannot be taken is passed over by itself.
+    const readable: Entry[] = [];
+    const skipped: { resource: string; lastUpdated: string | null; reason: string }[] = [];
+    for (const e of fresh) {
       try {
-        intake = parseFhirIntake(bundle);
+        parseFhirIntake(collection([e], others));
+        readable.push(e);
       } catch (error) {
         if (!(error instanceof FhirIntakeError)) throw error;
-        const why = error.outcome.issue.map((i) => i.diagnostics ?? i.code).join('; ');
-        throw new Error(`the ServiceRequests read from ${base} cannot be taken: ${why}`, { cause: error });
+        skipped.push({
+          resource: idOf(e),
+          lastUpdated: lastUpdatedOf(e),
+          reason: error.message.slice(0, 1000),
+        });
       }
+    }
+    if (readable.length > 0) {
+      const bundle = collection(readable, others);
+      const intake = parseFhirIntake(bundle);
+      const raw = JSON.stringify(bundle);
       const contentHash = createHash('sha256').update(raw).digest('hex');
       await storeInbound(
         services,
@@ -99,24 +182,44 @@ export async function pullServiceRequests(
         { results: intake.results, orders: intake.orders, patients: intake.patients },
         () => ({ response: '', status: 200 }),
       );
-      orders += intake.orders.reduce((n, o) => n + o.orders.length, 0);
-      for (const e of requests) {
-        const updated = (e.resource?.meta as { lastUpdated?: unknown } | undefined)?.lastUpdated;
-        if (typeof updated === 'string' && (!cursor || Date.parse(updated) > Date.parse(cursor)))
-          cursor = updated;
-      }
-      await services.db
-        .updateTable('connections')
-        .set({ pull_cursor: cursor })
-        .where('id', '=', connection.id)
-        .execute();
+      outcome.orders += intake.orders.reduce((n, o) => n + o.orders.length, 0);
     }
+    outcome.skipped += skipped.length;
+
     const link = Array.isArray(page.link) ? (page.link as { relation?: string; url?: string }[]) : [];
     next = link.find((l) => l.relation === 'next')?.url ?? null;
     // Only follow pages of the same server: a link elsewhere would take our token with it.
     if (next && new URL(next).origin !== new URL(base).origin) next = null;
+
+    if (skipped.length > 0)
+      await services.db.transaction().execute(async (trx) => {
+        for (const s of skipped)
+          await appendAudit(trx, {
+            tenantId: tenant.id,
+            actor: 'puller',
+            action: 'connection.pull_skipped',
+            subject: `connection/${connection.id}`,
+            details: { ...s, server: base },
+          });
+      });
   }
-  return { orders, pages, cursor };
+
+  // In order throughout: nothing older than `newest` is still to come. Out of order: only a whole
+  // read says so. Until the cursor moves, a page read again is the same message, stored once.
+  let cursor = startCursor;
+  if (sorted || next === null) {
+    cursor = newest;
+    await tenantScope(services.db, tenant.id)
+      .updateTable('connections')
+      .set({ pull_cursor: newest, pull_cursor_taken: JSON.stringify([...atNewest]) })
+      .where('id', '=', connection.id)
+      .execute();
+  } else
+    services.logger.warn(
+      { tenantId: tenant.id, connectionId: connection.id, pages: outcome.pages },
+      'the FHIR server ignores _sort and has more pages than one poll reads: the cursor stays until a whole read',
+    );
+  return { ...outcome, cursor, sorted };
 }
 
 async function getJson(

@@ -50,7 +50,7 @@ export async function testEnv(
 /** Starts a whole LabRelay (API, MLLP, relay and worker) in this process against real servers. */
 export async function startTestLabRelay(
   database: DatabaseChoice,
-  options: { role?: Role; env?: NodeJS.ProcessEnv; console?: boolean } = {},
+  options: { role?: Role; env?: NodeJS.ProcessEnv; console?: boolean; pullTickMs?: number } = {},
 ): Promise<TestLabRelay> {
   const env = options.env ?? (await testEnv(database));
   const labrelay = await startLabRelay({
@@ -59,6 +59,7 @@ export async function startTestLabRelay(
     logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }),
     console: options.console ?? false,
     relayIntervalMs: 500,
+    ...(options.pullTickMs ? { pullTickMs: options.pullTickMs } : {}),
   });
   return {
     labrelay,

@@ -1,0 +1,298 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { TokenProvider } from '../../adapters/oauth/token-client.ts';
+import { pullServiceRequests } from '../../api/intake/pull.ts';
+import {
+  admin,
+  createTenantWithCredential,
+  getJson,
+  startTestLabRelay,
+  type TenantCredential,
+  type TestLabRelay,
+} from '../support/labrelay.ts';
+
+type Resource = Record<string, any>;
+
+/**
+ * A hospital FHIR server's ServiceRequest search as the pull direction reads it: `_lastUpdated`
+ * with `ge`/`gt`, `_include=ServiceRequest:subject`, pages of at most `pageSize` linked by `next`.
+ * Its resources carry the `meta.lastUpdated` the test gives them, so several can share an instant.
+ * With `honoursSort` false it answers in the order the resources were written, whatever `_sort`
+ * asks (servers that do not support `_sort` ignore it); `failPage` answers that page (1-based) 500.
+ */
+async function startHospital() {
+  const written: Resource[] = [];
+  const patients = new Map<string, Resource>();
+  const requests: string[] = [];
+  const state = { pageSize: 2, honoursSort: true, failPage: null as number | null };
+
+  function search(url: URL): Resource {
+    let found = [...written];
+    for (const filter of url.searchParams.getAll('_lastUpdated')) {
+      const [, prefix, instant] = /^(ge|gt)(.+)$/.exec(filter)!;
+      const at = Date.parse(instant!);
+      found = found.filter((r) => {
+        const t = Date.parse(r.meta.lastUpdated);
+        return prefix === 'ge' ? t >= at : t > at;
+      });
+    }
+    if (state.honoursSort && url.searchParams.get('_sort') === '_lastUpdated')
+      found.sort((a, b) => Date.parse(a.meta.lastUpdated) - Date.parse(b.meta.lastUpdated));
+    const offset = Number(url.searchParams.get('_offset') ?? 0);
+    const size = Math.min(Number(url.searchParams.get('_count') ?? 100), state.pageSize);
+    const page = found.slice(offset, offset + size);
+    const subjects =
+      url.searchParams.get('_include') === 'ServiceRequest:subject'
+        ? [...new Set(page.map((r) => String(r.subject.reference)))].flatMap((ref) => patients.get(ref) ?? [])
+        : [];
+    const base = `http://${url.host}/fhir`;
+    const link = [{ relation: 'self', url: url.toString() }];
+    if (offset + size < found.length) {
+      const next = new URL(url);
+      next.searchParams.set('_offset', String(offset + size));
+      link.push({ relation: 'next', url: next.toString() });
+    }
+    return {
+      resourceType: 'Bundle',
+      type: 'searchset',
+      total: found.length,
+      link,
+      entry: [
+        ...page.map((r) => ({
+          fullUrl: `${base}/ServiceRequest/${r.id}`,
+          resource: r,
+          search: { mode: 'match' },
+        })),
+        ...subjects.map((r) => ({
+          fullUrl: `${base}/Patient/${r.id}`,
+          resource: r,
+          search: { mode: 'include' },
+        })),
+      ],
+    };
+  }
+
+  const server: Server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', `http://${req.headers.host}`);
+    requests.push(url.pathname + url.search);
+    const pageNumber = Math.floor(Number(url.searchParams.get('_offset') ?? 0) / state.pageSize) + 1;
+    if (req.method !== 'GET' || url.pathname !== '/fhir/ServiceRequest') return void res.writeHead(404).end();
+    if (state.failPage === pageNumber) {
+      state.failPage = null;
+      return void res.writeHead(500, { 'content-type': 'application/fhir+json' }).end(
+        JSON.stringify({
+          resourceType: 'OperationOutcome',
+          issue: [{ severity: 'error', code: 'exception' }],
+        }),
+      );
+    }
+    res.writeHead(200, { 'content-type': 'application/fhir+json' }).end(JSON.stringify(search(url)));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    baseUrl: `http://127.0.0.1:${port}/fhir`,
+    state,
+    requests,
+    patient(id: string, mrn: string, family: string) {
+      patients.set(`Patient/${id}`, {
+        resourceType: 'Patient',
+        id,
+        identifier: [{ system: 'urn:oid:1.2.3.4', value: mrn }],
+        name: [{ family, given: ['Pat'] }],
+        birthDate: '1970-02-03',
+      });
+    },
+    /** A ServiceRequest written by the hospital's EHR at `lastUpdated`; `change` spoils it. */
+    order(orderNumber: string, patientId: string, lastUpdated: string, change: Resource = {}) {
+      written.push({
+        resourceType: 'ServiceRequest',
+        id: orderNumber.toLowerCase(),
+        meta: { versionId: '1', lastUpdated },
+        status: 'active',
+        intent: 'order',
+        identifier: [{ system: 'urn:oid:1.2.3.4.5', value: orderNumber }],
+        code: { coding: [{ system: 'http://loinc.org', code: '24321-2', display: 'Basic metabolic panel' }] },
+        subject: { reference: `Patient/${patientId}` },
+        ...change,
+      });
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+const at = (second: number) => `2026-12-04T08:00:${String(second).padStart(2, '0')}.000Z`;
+
+/**
+ * The pull direction against a hospital FHIR server, one poll at a time (the background poller is
+ * held back, so each poll is the test's): each ServiceRequest becomes an order exactly once, none
+ * is lost to a shared instant, a server that ignores `_sort` or fails half way through, and one
+ * that cannot be read is audited and passed over.
+ */
+describe('pulling ServiceRequests from a hospital FHIR server', () => {
+  let lr: TestLabRelay;
+  const tokens = new TokenProvider();
+
+  beforeAll(async () => {
+    // One tick an hour: no background poll races the test's own.
+    lr = await startTestLabRelay('pglite', { pullTickMs: 3_600_000 });
+  }, 120_000);
+  afterAll(async () => {
+    await lr?.stop();
+  });
+
+  /** A tenant with a pull connection to `hospital`, and a poll that reads the connection as stored. */
+  async function connect(slug: string, hospital: { baseUrl: string }) {
+    const cred = await createTenantWithCredential(lr.baseUrl, slug, ['orders:write', 'results:read']);
+    const { id } = await admin<{ id: string }>(lr.baseUrl, 'POST', `/v1/admin/tenants/${slug}/connections`, {
+      name: 'GenHosp orders',
+      direction: 'pull',
+      format: 'fhir',
+      environment: 'production',
+      endpoint: { url: hospital.baseUrl },
+    });
+    const services = lr.labrelay.services!;
+    const poll = async () =>
+      pullServiceRequests(
+        services,
+        await services.db
+          .selectFrom('connections')
+          .selectAll()
+          .where('id', '=', id)
+          .executeTakeFirstOrThrow(),
+        tokens,
+      );
+    return { cred, connectionId: id, poll };
+  }
+
+  /** How many times each order number is held by the tenant. */
+  async function ordersOf(cred: TenantCredential): Promise<Record<string, number>> {
+    const { body } = await getJson(lr.baseUrl, cred, `/v1/t/${cred.slug}/orders?limit=500`);
+    const counts: Record<string, number> = {};
+    for (const o of body.orders as { placerOrderNumber: string }[])
+      counts[o.placerOrderNumber] = (counts[o.placerOrderNumber] ?? 0) + 1;
+    return counts;
+  }
+
+  test('a ServiceRequest written in the same instant as the last one taken is read on the next poll, and none is taken twice', async () => {
+    const hospital = await startHospital();
+    try {
+      hospital.patient('p1', 'MRN-SAME-1', 'Same');
+      hospital.order('SAME-A', 'p1', at(1));
+      hospital.order('SAME-B', 'p1', at(2));
+      hospital.order('SAME-C', 'p1', at(2));
+      const { cred, poll } = await connect('pull-same', hospital);
+
+      const first = await poll();
+      expect(first).toMatchObject({ orders: 3, pages: 2, cursor: at(2), skipped: 0, sorted: true });
+      // Written after that poll, but stamped with the same instant as B and C.
+      hospital.order('SAME-D', 'p1', at(2));
+      hospital.order('SAME-E', 'p1', at(3));
+      const second = await poll();
+      expect(hospital.requests.at(-2)).toContain(`_lastUpdated=ge${encodeURIComponent(at(2))}`);
+      expect(second).toMatchObject({ orders: 2, cursor: at(3) });
+      const third = await poll();
+      expect(third).toMatchObject({ orders: 0, cursor: at(3) });
+
+      expect(await ordersOf(cred)).toEqual({
+        'SAME-A': 1,
+        'SAME-B': 1,
+        'SAME-C': 1,
+        'SAME-D': 1,
+        'SAME-E': 1,
+      });
+    } finally {
+      await hospital.close();
+    }
+  });
+
+  test('a server that ignores _sort and fails half way: the cursor waits for a whole read, so no order on a later page is lost', async () => {
+    const hospital = await startHospital();
+    try {
+      hospital.state.honoursSort = false;
+      hospital.patient('p2', 'MRN-UNSORTED', 'Unsorted');
+      // Written in this order, each updated at its own time: the newest comes first.
+      for (const [n, second] of [
+        [1, 9],
+        [2, 1],
+        [3, 5],
+        [4, 2],
+        [5, 7],
+      ] as const)
+        hospital.order(`UNSORTED-${n}`, 'p2', at(second));
+      const { cred, connectionId, poll } = await connect('pull-unsorted', hospital);
+
+      hospital.state.failPage = 3;
+      await expect(poll()).rejects.toThrow(/answered 500/);
+      const row = await lr.labrelay
+        .services!.db.selectFrom('connections')
+        .select('pull_cursor')
+        .where('id', '=', connectionId)
+        .executeTakeFirstOrThrow();
+      expect(row.pull_cursor).toBeNull();
+      expect(await ordersOf(cred)).toEqual({
+        'UNSORTED-1': 1,
+        'UNSORTED-2': 1,
+        'UNSORTED-3': 1,
+        'UNSORTED-4': 1,
+      });
+
+      const whole = await poll();
+      expect(whole).toMatchObject({ pages: 3, cursor: at(9), sorted: false });
+      expect(await ordersOf(cred)).toEqual({
+        'UNSORTED-1': 1,
+        'UNSORTED-2': 1,
+        'UNSORTED-3': 1,
+        'UNSORTED-4': 1,
+        'UNSORTED-5': 1,
+      });
+      // The pages read again were the same messages: stored once each.
+      const messages = await lr.labrelay
+        .services!.db.selectFrom('messages')
+        .select('id')
+        .where('tenant_id', '=', cred.tenantId)
+        .execute();
+      expect(messages).toHaveLength(3);
+    } finally {
+      await hospital.close();
+    }
+  });
+
+  test('a ServiceRequest that cannot be read is audited and passed over; the others on its page become orders', async () => {
+    const hospital = await startHospital();
+    try {
+      hospital.patient('p3', 'MRN-SKIP', 'Skip');
+      hospital.order('SKIP-GOOD-1', 'p3', at(1));
+      hospital.order('SKIP-BAD', 'p3', at(2), { status: 'bogus' });
+      hospital.order('SKIP-GOOD-2', 'p3', at(3));
+      const { cred, connectionId, poll } = await connect('pull-skip', hospital);
+
+      const first = await poll();
+      expect(first).toMatchObject({ orders: 2, skipped: 1, cursor: at(3) });
+      expect(await ordersOf(cred)).toEqual({ 'SKIP-GOOD-1': 1, 'SKIP-GOOD-2': 1 });
+      const audit = await lr.labrelay
+        .services!.db.selectFrom('audit_events')
+        .select(['actor', 'subject', 'details'])
+        .where('tenant_id', '=', cred.tenantId)
+        .where('action', '=', 'connection.pull_skipped')
+        .execute();
+      expect(audit).toEqual([
+        {
+          actor: 'puller',
+          subject: `connection/${connectionId}`,
+          details: {
+            resource: 'ServiceRequest/skip-bad',
+            lastUpdated: at(2),
+            reason: expect.stringContaining('ServiceRequest.status "bogus" is not one of'),
+            server: hospital.baseUrl,
+          },
+        },
+      ]);
+      // Passed over for good: the next poll neither takes it nor audits it again.
+      expect(await poll()).toMatchObject({ orders: 0, skipped: 0 });
+    } finally {
+      await hospital.close();
+    }
+  });
+});
