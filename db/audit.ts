@@ -95,29 +95,33 @@ function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
+/** Events read at once while verifying: a long chain is checked in batches, never held whole. */
+const VERIFY_BATCH = 1000;
+
 /** Re-computes a tenant's chain; returns the first sequence number that does not verify, or null. */
 export async function verifyAuditChain(db: Db, tenantId: string): Promise<number | null> {
-  const events = await db
-    .selectFrom('audit_events')
-    .selectAll()
-    .where('tenant_id', '=', tenantId)
-    .orderBy('sequence')
-    .execute();
   let prev = GENESIS;
-  for (const e of events) {
-    const expected = auditHash(prev, {
-      tenantId,
-      sequence: Number(e.sequence),
-      at: new Date(e.at).toISOString(),
-      actor: e.actor,
-      action: e.action,
-      subject: e.subject,
-      details: e.details,
-    });
-    if (e.prev_hash !== prev || e.hash !== expected) return Number(e.sequence);
-    prev = e.hash;
+  let after: string | null = null;
+  for (;;) {
+    let query = tenantScope(db, tenantId).selectFrom('audit_events').selectAll();
+    if (after !== null) query = query.where('sequence', '>', after);
+    const events = await query.orderBy('sequence').limit(VERIFY_BATCH).execute();
+    for (const e of events) {
+      const expected = auditHash(prev, {
+        tenantId,
+        sequence: Number(e.sequence),
+        at: new Date(e.at).toISOString(),
+        actor: e.actor,
+        action: e.action,
+        subject: e.subject,
+        details: e.details,
+      });
+      if (e.prev_hash !== prev || e.hash !== expected) return Number(e.sequence);
+      prev = e.hash;
+      after = String(e.sequence);
+    }
+    if (events.length < VERIFY_BATCH) return null;
   }
-  return null;
 }
 
 export type AuditEvent = Selectable<AuditEventsTable>;
