@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
+import { appendAudit } from '../db/audit.ts';
 import type { Database, User } from '../db/schema.ts';
 import {
   countUsers,
@@ -119,6 +120,8 @@ export function createConsoleAuth(db: Kysely<Database>, logger: Logger) {
       password: string;
       platformAdmin?: boolean;
       roles: { tenantId: string; role: ConsoleRole; providerId?: string | null }[];
+      /** Who adds the person: each tenant they get a role in audits `user.added` with the account. */
+      actor?: string;
     }): Promise<User> {
       const email = normaliseEmail(input.email);
       if (!/^[^\s@]+@[^\s@]+$/.test(email))
@@ -136,6 +139,19 @@ export function createConsoleAuth(db: Kysely<Database>, logger: Logger) {
           platformAdmin: input.platformAdmin ?? false,
         });
         for (const role of input.roles) await grantRole(trx, { userId: user.id, ...role });
+        for (const tenantId of new Set(input.roles.map((r) => r.tenantId)))
+          await appendAudit(trx, {
+            tenantId,
+            actor: input.actor ?? 'system',
+            action: 'user.added',
+            subject: `user/${user.id}`,
+            details: {
+              email,
+              roles: input.roles
+                .filter((r) => r.tenantId === tenantId)
+                .map((r) => (r.providerId ? { role: r.role, providerId: r.providerId } : { role: r.role })),
+            },
+          });
         return user;
       });
     },

@@ -1,5 +1,4 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { appendAudit } from '../../db/audit.ts';
 import { findUser, rolesOfUser } from '../../db/users.ts';
 import { tenantScope } from '../../db/tenant-scope.ts';
 import { CONSOLE_ROLES, PASSWORD_MAX, PASSWORD_MIN, type ConsoleRole } from '../../domain/console-access.ts';
@@ -81,20 +80,7 @@ export function adminUserRoutes() {
           providerId: r.providerId ?? null,
         });
       }
-      const user = await consoleAuth.createUser({ ...body, roles });
-      for (const tenantId of new Set(roles.map((r) => r.tenantId)))
-        await db.transaction().execute((trx) =>
-          appendAudit(trx, {
-            tenantId,
-            actor: 'admin',
-            action: 'user.added',
-            subject: `user/${user.id}`,
-            details: {
-              email: user.email,
-              roles: roles.filter((r) => r.tenantId === tenantId).map((r) => r.role),
-            },
-          }),
-        );
+      const user = await consoleAuth.createUser({ ...body, roles, actor: 'admin' });
       return c.json(await userOut(db, user.id), 201);
     },
   );

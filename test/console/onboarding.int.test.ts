@@ -195,6 +195,33 @@ describe('onboarding a hospital in the console', () => {
     await expect.poll(() => page.getByRole('status').textContent()).toContain('can sign in now as reviewer');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'users.png'), fullPage: true });
     expect(await accessibilityViolations(page)).toEqual([]);
+    // The same address again gives the existing account one more role; both changes are audited with who made them.
+    await page.getByLabel('E-mail address').fill('rita@roles-lab.example');
+    await page.getByLabel('Role', { exact: true }).selectOption('provider');
+    await page.getByRole('button', { name: 'Add' }).click();
+    await expect
+      .poll(() => page.getByRole('status').textContent())
+      .toContain('now also has the provider role');
+    const audited = await lr.labrelay
+      .services!.db.selectFrom('audit_events')
+      .innerJoin('tenants', 'tenants.id', 'audit_events.tenant_id')
+      .select(['audit_events.actor', 'audit_events.action', 'audit_events.details'])
+      .where('tenants.slug', '=', 'roles-lab')
+      .where('audit_events.action', 'like', 'user.%')
+      .orderBy('audit_events.sequence')
+      .execute();
+    expect(audited).toEqual([
+      {
+        actor: `${ADMIN_EMAIL} (console)`,
+        action: 'user.added',
+        details: { email: 'rita@roles-lab.example', roles: [{ role: 'reviewer' }] },
+      },
+      {
+        actor: `${ADMIN_EMAIL} (console)`,
+        action: 'user.role_granted',
+        details: { email: 'rita@roles-lab.example', role: 'provider', providerId: null },
+      },
+    ]);
 
     const reviewer = await signedInPage(
       browser,

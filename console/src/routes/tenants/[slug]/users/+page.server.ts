@@ -51,24 +51,25 @@ export const actions = {
     }
     try {
       const existing = await findUserByEmail(db, email);
-      let userId: string;
-      if (existing) {
-        userId = existing.id;
-        await grantRole(db, { userId, tenantId: tenant.id, role, providerId });
-      } else {
-        userId = (
-          await auth.createUser({ email, name, password, roles: [{ tenantId: tenant.id, role, providerId }] })
-        ).id;
-      }
-      await db.transaction().execute((trx) =>
-        appendAudit(trx, {
-          tenantId: tenant.id,
+      if (existing)
+        await db.transaction().execute(async (trx) => {
+          await grantRole(trx, { userId: existing.id, tenantId: tenant.id, role, providerId });
+          await appendAudit(trx, {
+            tenantId: tenant.id,
+            actor: actorOf(user),
+            action: 'user.role_granted',
+            subject: `user/${existing.id}`,
+            details: { email, role, providerId },
+          });
+        });
+      else
+        await auth.createUser({
+          email,
+          name,
+          password,
+          roles: [{ tenantId: tenant.id, role, providerId }],
           actor: actorOf(user),
-          action: existing ? 'user.role_granted' : 'user.added',
-          subject: `user/${userId}`,
-          details: { email, role, providerId },
-        }),
-      );
+        });
       return {
         done: existing ? `${email} now also has the ${role} role.` : `${email} can sign in now as ${role}.`,
       };
