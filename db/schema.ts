@@ -91,6 +91,8 @@ export interface ConnectionsTable {
   pull_cursor: string | null;
   /** Pull direction: the ServiceRequest ids already taken whose `_lastUpdated` is the cursor's. */
   pull_cursor_taken: ColumnType<string[], string | undefined, string>;
+  /** Pull direction: failed polls in a row (the next poll waits longer after each). */
+  pull_failures: Generated<number>;
   last_polled_at: NullableTimestamp;
 }
 

@@ -247,87 +247,127 @@ async function getJson(
   }
 }
 
+/** The longest a failing server waits between polls (unless its own interval is longer). */
+const MAX_BACKOFF_SECONDS = 3600;
+
+export type PollResult = { connectionId: string } & (
+  { ok: true; outcome: PullOutcome } | { ok: false; error: string }
+);
+
 /**
- * Polls every enabled pull connection when it is due (its interval since the last poll). A
- * connection is claimed with `FOR UPDATE SKIP LOCKED`, so several LabRelay instances never poll
- * the same one at once. A failed poll is logged and audited, and tried again at the next interval.
+ * Polls the enabled pull connections that are due: their interval since the last poll, doubled
+ * after each failed poll in a row up to an hour, so a server that is down is not hammered. A
+ * connection is claimed with `FOR UPDATE SKIP LOCKED`, so several LabRelay instances never poll the
+ * same one at once. A failure is logged every time but audited once, when it begins
+ * (`connection.pull_failed`); the first poll that works again is audited too
+ * (`connection.pull_recovered`).
  */
-export function runPullers(services: Services, tickMs = 5_000): { stop(): Promise<void> } {
-  const tokens = new TokenProvider();
-  let stopped = false;
-  let running: Promise<void> = Promise.resolve();
-  async function tick() {
-    const due = await services.db.transaction().execute(async (trx) => {
-      const rows = await trx
-        .selectFrom('connections')
-        .selectAll()
-        .where('direction', '=', 'pull')
-        .where('format', '=', 'fhir')
-        .where('disabled_at', 'is', null)
-        .where((eb) =>
-          eb.or([
-            eb('last_polled_at', 'is', null),
-            eb(
-              'last_polled_at',
-              '<=',
-              sql<Date>`now() - make_interval(secs => coalesce((settings->>'pollIntervalSeconds')::int, ${DEFAULT_POLL_SECONDS}))`,
-            ),
-          ]),
-        )
-        .forUpdate()
-        .skipLocked()
-        .limit(10)
-        .execute();
-      const pollable = rows.filter((r) => {
-        if (!r.auth_encrypted) return true;
-        const auth = JSON.parse(
-          openSecret(services.config.masterKey, r.auth_encrypted, `connection/${r.id}`),
-        ) as OutboundAuth;
-        // A SMART launch client reads only for a person in the EHR; it is never polled.
-        return auth.type !== 'smart_launch';
-      });
-      if (rows.length > 0)
-        await trx
-          .updateTable('connections')
-          .set({ last_polled_at: new Date() })
-          .where(
-            'id',
-            'in',
-            rows.map((r) => r.id),
-          )
-          .execute();
-      return pollable;
+export async function pollDueConnections(
+  services: Services,
+  tokens: TokenProvider,
+  stopped: () => boolean = () => false,
+): Promise<PollResult[]> {
+  const due = await services.db.transaction().execute(async (trx) => {
+    const interval = sql<number>`coalesce((settings->>'pollIntervalSeconds')::int, ${DEFAULT_POLL_SECONDS})`;
+    const rows = await trx
+      .selectFrom('connections')
+      .selectAll()
+      .where('direction', '=', 'pull')
+      .where('format', '=', 'fhir')
+      .where('disabled_at', 'is', null)
+      .where((eb) =>
+        eb.or([
+          eb('last_polled_at', 'is', null),
+          eb(
+            'last_polled_at',
+            '<=',
+            sql<Date>`now() - make_interval(secs => greatest(${interval}, least(${interval} * power(2, least(pull_failures, 20)), ${MAX_BACKOFF_SECONDS})))`,
+          ),
+        ]),
+      )
+      .forUpdate()
+      .skipLocked()
+      .limit(10)
+      .execute();
+    const pollable = rows.filter((r) => {
+      if (!r.auth_encrypted) return true;
+      const auth = JSON.parse(
+        openSecret(services.config.masterKey, r.auth_encrypted, `connection/${r.id}`),
+      ) as OutboundAuth;
+      // A SMART launch client reads only for a person in the EHR; it is never polled.
+      return auth.type !== 'smart_launch';
     });
-    for (const connection of due) {
-      if (stopped) return;
-      try {
-        const outcome = await pullServiceRequests(services, connection, tokens);
-        if (outcome.orders > 0)
-          services.logger.info(
-            { tenantId: connection.tenant_id, connectionId: connection.id, ...outcome },
-            'pulled orders',
-          );
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        services.logger.warn(
-          { tenantId: connection.tenant_id, connectionId: connection.id, error: message },
-          'pull failed',
-        );
-        await services.db.transaction().execute((trx) =>
-          appendAudit(trx, {
+    if (rows.length > 0)
+      await trx
+        .updateTable('connections')
+        .set({ last_polled_at: new Date() })
+        .where(
+          'id',
+          'in',
+          rows.map((r) => r.id),
+        )
+        .execute();
+    return pollable;
+  });
+  const results: PollResult[] = [];
+  for (const connection of due) {
+    if (stopped()) break;
+    const subject = `connection/${connection.id}`;
+    const log = { tenantId: connection.tenant_id, connectionId: connection.id };
+    try {
+      const outcome = await pullServiceRequests(services, connection, tokens);
+      if (outcome.orders > 0) services.logger.info({ ...log, ...outcome }, 'pulled orders');
+      if (connection.pull_failures > 0)
+        await services.db.transaction().execute(async (trx) => {
+          await tenantScope(trx, connection.tenant_id)
+            .updateTable('connections')
+            .set({ pull_failures: 0 })
+            .where('id', '=', connection.id)
+            .execute();
+          await appendAudit(trx, {
+            tenantId: connection.tenant_id,
+            actor: 'puller',
+            action: 'connection.pull_recovered',
+            subject,
+            details: { failedPolls: connection.pull_failures },
+          });
+        });
+      results.push({ connectionId: connection.id, ok: true, outcome });
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      services.logger.warn(
+        { ...log, error: message, failedPolls: connection.pull_failures + 1 },
+        'pull failed',
+      );
+      await services.db.transaction().execute(async (trx) => {
+        await tenantScope(trx, connection.tenant_id)
+          .updateTable('connections')
+          .set((eb) => ({ pull_failures: eb('pull_failures', '+', 1) }))
+          .where('id', '=', connection.id)
+          .execute();
+        if (connection.pull_failures === 0)
+          await appendAudit(trx, {
             tenantId: connection.tenant_id,
             actor: 'puller',
             action: 'connection.pull_failed',
-            subject: `connection/${connection.id}`,
+            subject,
             details: { error: message.slice(0, 1000) },
-          }),
-        );
-      }
+          });
+      });
+      results.push({ connectionId: connection.id, ok: false, error: message });
     }
   }
+  return results;
+}
+
+/** Runs pollDueConnections every `tickMs` until stopped. */
+export function runPullers(services: Services, tickMs = 5_000): { stop(): Promise<void> } {
+  const tokens = new TokenProvider();
+  let stopped = false;
+  let running: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {
     running = running
-      .then(tick)
+      .then(() => pollDueConnections(services, tokens, () => stopped))
       .catch((error: unknown) => services.logger.error({ err: error }, 'puller tick failed'));
   }, tickMs);
   timer.unref();

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { TokenProvider } from '../../adapters/oauth/token-client.ts';
-import { pullServiceRequests } from '../../api/intake/pull.ts';
+import { pollDueConnections, pullServiceRequests } from '../../api/intake/pull.ts';
 import {
   admin,
   createTenantWithCredential,
@@ -19,13 +19,14 @@ type Resource = Record<string, any>;
  * with `ge`/`gt`, `_include=ServiceRequest:subject`, pages of at most `pageSize` linked by `next`.
  * Its resources carry the `meta.lastUpdated` the test gives them, so several can share an instant.
  * With `honoursSort` false it answers in the order the resources were written, whatever `_sort`
- * asks (servers that do not support `_sort` ignore it); `failPage` answers that page (1-based) 500.
+ * asks (servers that do not support `_sort` ignore it); `failPage` answers that page (1-based) 500;
+ * `down` answers everything 503.
  */
 async function startHospital() {
   const written: Resource[] = [];
   const patients = new Map<string, Resource>();
   const requests: string[] = [];
-  const state = { pageSize: 2, honoursSort: true, failPage: null as number | null };
+  const state = { pageSize: 2, honoursSort: true, failPage: null as number | null, down: false };
 
   function search(url: URL): Resource {
     let found = [...written];
@@ -78,6 +79,7 @@ async function startHospital() {
     requests.push(url.pathname + url.search);
     const pageNumber = Math.floor(Number(url.searchParams.get('_offset') ?? 0) / state.pageSize) + 1;
     if (req.method !== 'GET' || url.pathname !== '/fhir/ServiceRequest') return void res.writeHead(404).end();
+    if (state.down) return void res.writeHead(503).end('down for maintenance');
     if (state.failPage === pageNumber) {
       state.failPage = null;
       return void res.writeHead(500, { 'content-type': 'application/fhir+json' }).end(
@@ -143,7 +145,7 @@ describe('pulling ServiceRequests from a hospital FHIR server', () => {
   });
 
   /** A tenant with a pull connection to `hospital`, and a poll that reads the connection as stored. */
-  async function connect(slug: string, hospital: { baseUrl: string }) {
+  async function connect(slug: string, hospital: { baseUrl: string }, settings?: Record<string, unknown>) {
     const cred = await createTenantWithCredential(lr.baseUrl, slug, ['orders:write', 'results:read']);
     const { id } = await admin<{ id: string }>(lr.baseUrl, 'POST', `/v1/admin/tenants/${slug}/connections`, {
       name: 'GenHosp orders',
@@ -151,6 +153,7 @@ describe('pulling ServiceRequests from a hospital FHIR server', () => {
       format: 'fhir',
       environment: 'production',
       endpoint: { url: hospital.baseUrl },
+      ...(settings ? { settings } : {}),
     });
     const services = lr.labrelay.services!;
     const poll = async () =>
@@ -291,6 +294,61 @@ describe('pulling ServiceRequests from a hospital FHIR server', () => {
       ]);
       // Passed over for good: the next poll neither takes it nor audits it again.
       expect(await poll()).toMatchObject({ orders: 0, skipped: 0 });
+    } finally {
+      await hospital.close();
+    }
+  });
+
+  test('a server that is down is polled less and less often and audited once; the first poll that works again is audited too', async () => {
+    const hospital = await startHospital();
+    try {
+      hospital.patient('p4', 'MRN-DOWN', 'Down');
+      hospital.order('DOWN-1', 'p4', at(1));
+      hospital.state.down = true;
+      const { cred, connectionId } = await connect('pull-down', hospital, { pollIntervalSeconds: 5 });
+      const { db } = lr.labrelay.services!;
+      /** As if the last poll was `seconds` ago; then one tick of the poller, as it runs every few seconds. */
+      const tickAfter = async (seconds: number | null) => {
+        if (seconds !== null)
+          await db
+            .updateTable('connections')
+            .set({ last_polled_at: new Date(Date.now() - seconds * 1000) })
+            .where('id', '=', connectionId)
+            .execute();
+        const results = await pollDueConnections(lr.labrelay.services!, tokens);
+        return results.find((r) => r.connectionId === connectionId) ?? 'not due';
+      };
+      const audited = () =>
+        db
+          .selectFrom('audit_events')
+          .select(['action', 'details'])
+          .where('tenant_id', '=', cred.tenantId)
+          .where('action', 'like', 'connection.pull_%')
+          .orderBy('sequence')
+          .execute();
+
+      expect(await tickAfter(null)).toMatchObject({
+        ok: false,
+        error: expect.stringContaining('answered 503'),
+      });
+      // Every 5 s normally; after one failure it waits 10 s, after two 20 s.
+      expect(await tickAfter(6)).toBe('not due');
+      expect(await tickAfter(11)).toMatchObject({ ok: false });
+      expect(await tickAfter(15)).toBe('not due');
+      expect(await tickAfter(21)).toMatchObject({ ok: false });
+      expect(await audited()).toEqual([
+        { action: 'connection.pull_failed', details: { error: expect.stringContaining('answered 503') } },
+      ]);
+
+      hospital.state.down = false;
+      expect(await tickAfter(41)).toMatchObject({ ok: true, outcome: { orders: 1 } });
+      expect(await audited()).toEqual([
+        { action: 'connection.pull_failed', details: { error: expect.stringContaining('answered 503') } },
+        { action: 'connection.pull_recovered', details: { failedPolls: 3 } },
+      ]);
+      expect(await ordersOf(cred)).toEqual({ 'DOWN-1': 1 });
+      // Back to its own interval.
+      expect(await tickAfter(6)).toMatchObject({ ok: true, outcome: { orders: 0 } });
     } finally {
       await hospital.close();
     }
