@@ -54,3 +54,24 @@ export async function signedInPage(
   await signIn(page, baseUrl, email, password);
   return page;
 }
+
+/**
+ * Gives a person a role on the tenant's Users page as an admin does there (a new account gets its
+ * first password; a provider role names the provider record the person is), and waits for the page
+ * to confirm it. The page is the Users page, hydrated.
+ */
+export async function addPersonOnUsersPage(
+  page: Page,
+  person: { email: string; name: string; password: string; role: ConsoleRoleName; provider?: string },
+): Promise<void> {
+  await page.getByLabel('E-mail address').fill(person.email);
+  await page.getByLabel('Name', { exact: true }).fill(person.name);
+  await page.getByLabel(/First password/).fill(person.password);
+  await page.getByLabel('Role', { exact: true }).selectOption(person.role);
+  if (person.provider) await page.getByLabel('Which provider').selectOption({ label: person.provider });
+  await page.getByRole('button', { name: 'Add' }).click();
+  await page
+    .getByRole('status')
+    .filter({ hasText: `${person.email} can sign in now as ${person.role}` })
+    .waitFor();
+}
