@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Browser } from 'playwright-core';
+import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
@@ -63,6 +64,7 @@ describe('console in a real browser', () => {
       .getByRole('row', { name: /CONSOLE-1/ });
     expect(await messageRow.textContent()).toMatch(/consolelab.*http.*ORU\^R01.*CONSOLE-1.*delivered/s);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'overview.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     // The tenant's own endpoints, credentials and sample requests, one click from the overview.
     await page.goto(`${lr.baseUrl}/tenants/consolelab/endpoints`);
@@ -77,6 +79,7 @@ describe('console in a real browser', () => {
       'LabRelay-Signature: t=$T,v1=$SIG',
     );
     await page.screenshot({ path: path.join(SCREENSHOTS, 'tenant-endpoints.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
     await page.goBack();
 
     // The dead letter, with its reason, and a re-send that goes through the same rule as the API.
@@ -101,6 +104,7 @@ describe('console in a real browser', () => {
       .getByRole('row', { name: /Hospital webhook/ });
     expect(await row.textContent()).toMatch(/dead letter.*1 \/ 1.*could not be reached/s);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'deliveries.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
     await page.getByRole('button', { name: 'Re-send delivery to Hospital webhook' }).click();
     await expect.poll(() => page.getByRole('status').textContent()).toContain('Sending again');
     await expect
@@ -124,6 +128,7 @@ describe('console in a real browser', () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.waitForURL(`${lr.baseUrl}/login`);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'login.png') });
+    expect(await accessibilityViolations(page)).toEqual([]);
   });
 
   test('a form posted from another origin, or without its CSRF token, is refused', async () => {

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
+import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
 import { createConsoleUser, signedInPage, waitForHydration } from '../support/console.ts';
 import {
@@ -146,6 +147,7 @@ describe('critical board and critical values in a real browser', () => {
     expect(after.criticalTable.find((l) => l.loinc === '2345-7')?.high).toBe(450);
     expect(after.criticalTable.find((l) => l.loinc === '2951-2')?.unit).toBe('mmol/L');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'critical-values.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     // The ordering provider the chain's first step reaches, added from the same page.
     await page.reload();
@@ -175,6 +177,7 @@ describe('critical board and critical values in a real browser', () => {
     const first = await clock.textContent();
     await expect.poll(() => clock.textContent(), { timeout: 5000 }).not.toBe(first);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'critical-board.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     // The provider follows the link in the captured e-mail: a wrong read-back is refused, the right one recorded.
     const mail = await eventually(async () => {
@@ -231,6 +234,7 @@ describe('critical board and critical values in a real browser', () => {
     );
     await rita.getByRole('region', { name: 'Record a patient contact attempt' }).waitFor();
     await rita.screenshot({ path: path.join(SCREENSHOTS, 'critical-result.png'), fullPage: true });
+    expect(await accessibilityViolations(rita)).toEqual([]);
 
     const { body: board } = await getJson(lr.baseUrl, cred, `/v1/t/${SLUG}/critical-results?open=true`);
     const second = board.criticalResults.find(

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
+import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
 import { createConsoleUser, signedInPage } from '../support/console.ts';
 import {
@@ -135,6 +136,7 @@ describe('message log, audit, mail and monitoring in a real browser', () => {
       /http.*hl7v2.*ORU\^R01.*BAD-1.*rejected.*PID: the PID segment is missing/s,
     );
     await page.screenshot({ path: path.join(SCREENSHOTS, 'messages.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     // Search by control id, and filter by status.
     await page.getByLabel('Control id').fill('BAD-1');
@@ -183,6 +185,7 @@ describe('message log, audit, mail and monitoring in a real browser', () => {
       await deliveries.getByRole('button', { name: 'Re-send delivery to Hospital webhook' }).count(),
     ).toBe(1);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'message-detail.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     // Re-processing: explicit, audited with the person, and no second report appears.
     expect(await goodReports()).toBe(1);
@@ -233,6 +236,7 @@ describe('message log, audit, mail and monitoring in a real browser', () => {
       .poll(() => page.getByRole('region', { name: 'Hash chain' }).getByRole('status').textContent())
       .toMatch(/The chain is intact: all \d+ events verify/);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'audit.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
   });
 
   test('the mail outbox shows the captured critical e-mail as text', async () => {
@@ -243,6 +247,7 @@ describe('message log, audit, mail and monitoring in a real browser', () => {
       new RegExp(`${WELBY}.*CRITICAL RESULT.*critical result.*captured`, 's'),
     );
     await page.screenshot({ path: path.join(SCREENSHOTS, 'mail.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
     await row.getByRole('link').click();
     const body = await page.getByRole('region', { name: 'Message' }).textContent();
     expect(body).toContain('A critical result needs your acknowledgement');
@@ -269,6 +274,7 @@ describe('message log, audit, mail and monitoring in a real browser', () => {
     await page.waitForURL(/window=30d/);
     expect(await page.getByRole('region', { name: 'Messages' }).textContent()).toMatch(/Received\s*3/);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'monitoring.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
   });
 
   test('a reviewer reads the log but cannot re-process (the form action answers 403)', async () => {

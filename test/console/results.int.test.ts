@@ -3,6 +3,7 @@ import { PDFDocument, StandardFonts } from 'pdf-lib';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
+import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
 import { createConsoleUser, signedInPage, waitForHydration } from '../support/console.ts';
 import {
@@ -101,6 +102,7 @@ describe('results dashboard, trends and manual entry in a real browser', () => {
     await page.goto(`${lr.baseUrl}/tenants/${SLUG}/results?patient=${MRN}`);
     expect(await recent.getByRole('row').count()).toBe(3);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'results.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     await recent.getByRole('link', { name: 'Doe, Jane Q' }).first().click();
     await page.getByRole('heading', { name: 'Doe, Jane Q', level: 1 }).waitFor();
@@ -119,6 +121,7 @@ describe('results dashboard, trends and manual entry in a real browser', () => {
     expect(await rows.nth(1).locator('[data-difference]').textContent()).toBe('+1.5');
     expect(await rows.nth(1).textContent()).toMatch(/4\.1.*\+1\.5\s*\(up\)/s);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'patient-trend.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
   });
 
   test('a reviewer enters a glucose with an interpretation and uploads a PDF, through the API intake', async () => {
@@ -150,6 +153,7 @@ describe('results dashboard, trends and manual entry in a real browser', () => {
     await page.getByLabel('Range low, result 1').fill('70');
     await page.getByLabel('Value, result 1').fill('112');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'manual-entry.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
     await page.getByRole('button', { name: 'Save results' }).click();
     await page.waitForURL(/\/messages\/[0-9a-f-]{36}$/, { timeout: 8000 }).catch(async (e) => {
       console.log('DEBUG', page.url(), await page.locator('main').innerText());

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
+import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
 import { createConsoleUser, signedInPage, waitForHydration } from '../support/console.ts';
 import {
@@ -100,6 +101,7 @@ describe('console: routing rules', () => {
       },
     });
     await page.screenshot({ path: path.join(SCREENSHOTS, 'rules-builder.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
     await builder.getByRole('button', { name: 'Use as the draft' }).click();
     expect(JSON.parse(await draft().inputValue())).toEqual(json);
     expect(await page.locator('#draft-check [role="status"]').textContent()).toContain('valid');
@@ -159,6 +161,7 @@ describe('console: routing rules', () => {
     expect(await rows.first().getAttribute('data-report-id')).toBe(normal);
     expect(await rows.first().textContent()).toMatch(/v2: no review.*review.*reviewRequired: no → yes/s);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'rules-dry-run.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     // What changed from version 1 to version 2, marked in text.
     const versions = page.getByRole('region', { name: 'Versions' });
@@ -173,6 +176,7 @@ describe('console: routing rules', () => {
     expect(lines.some((l) => /^removed: − .*"var": "critical"/.test(l))).toBe(true);
     expect(lines.some((l) => /^ {2}.*"var": "results"/.test(l))).toBe(true);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'rules-versions.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
 
     // Rolling back to version 1 saves it again as version 3, audited as this person.
     await versions.getByRole('button', { name: 'Roll back to v1' }).click();
