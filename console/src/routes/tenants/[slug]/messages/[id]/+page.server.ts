@@ -12,6 +12,7 @@ import { tenantScope } from '../../../../../../../db/tenant-scope.ts';
 import { mayAct } from '../../../../../../../domain/console-access.ts';
 import { actorOf, tenantFor } from '../../../../../lib/server/access.ts';
 import { services } from '../../../../../lib/server/services.ts';
+import { deliveryView, resendDeliveryAction } from '../../../../../lib/server/deliveries.ts';
 import { describeWorkflows } from '../../../../../lib/server/workflows.ts';
 import type { Actions, PageServerLoad } from './$types';
 
@@ -179,18 +180,7 @@ export const load = (async ({ locals, params }) => {
       subject: e.subject,
       details: JSON.stringify(e.details),
     })),
-    deliveries: deliveries.map((d) => ({
-      id: d.id,
-      reportId: d.report_id,
-      connection: d.connection_name,
-      format: d.connection_format,
-      status: d.status,
-      sends: d.sends,
-      attempts: d.attempts,
-      problem: d.dead_letter_reason ?? d.last_error,
-      updatedAt: new Date(d.updated_at).toISOString(),
-      resendable: d.status === 'dead_letter' || d.status === 'delivered',
-    })),
+    deliveries: deliveries.map(deliveryView),
   };
 }) satisfies PageServerLoad;
 
@@ -212,18 +202,6 @@ export const actions = {
       throw e;
     }
   },
-  /** Re-sends one delivery of this message's reports (the same rule as the deliveries page). */
-  resend: async ({ locals, params, request }) => {
-    const { user } = await tenantFor(locals, params.slug, 'configure');
-    const form = await request.formData();
-    const id = String(form.get('id') ?? '');
-    if (!UUID.test(id)) return fail(400, { message: 'No delivery was named.' });
-    try {
-      await services().resendDelivery(params.slug, id, actorOf(user), null);
-    } catch (e) {
-      if (e instanceof AppError) return fail(e.status, { message: e.message });
-      throw e;
-    }
-    return { resent: id };
-  },
+  /** Re-sends one delivery of this message's reports (the same action as the deliveries page). */
+  resend: resendDeliveryAction,
 } satisfies Actions;
