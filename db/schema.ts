@@ -93,6 +93,8 @@ export interface ConnectionsTable {
   pull_cursor_taken: ColumnType<string[], string | undefined, string>;
   /** Pull direction: failed polls in a row (the next poll waits longer after each). */
   pull_failures: Generated<number>;
+  /** Pull direction: the connection is its poller's until then (null: nobody polls it). */
+  pull_lease_until: NullableTimestamp;
   last_polled_at: NullableTimestamp;
 }
 

@@ -20,13 +20,20 @@ type Resource = Record<string, any>;
  * Its resources carry the `meta.lastUpdated` the test gives them, so several can share an instant.
  * With `honoursSort` false it answers in the order the resources were written, whatever `_sort`
  * asks (servers that do not support `_sort` ignore it); `failPage` answers that page (1-based) 500;
- * `down` answers everything 503.
+ * `down` answers everything 503; `nextOrigin` puts its next links on another address.
  */
 async function startHospital() {
   const written: Resource[] = [];
   const patients = new Map<string, Resource>();
   const requests: string[] = [];
-  const state = { pageSize: 2, honoursSort: true, failPage: null as number | null, down: false };
+  const state = {
+    pageSize: 2,
+    honoursSort: true,
+    failPage: null as number | null,
+    down: false,
+    /** Where its next links point, as a server behind a proxy may give them (null: itself). */
+    nextOrigin: null as string | null,
+  };
 
   function search(url: URL): Resource {
     let found = [...written];
@@ -48,9 +55,12 @@ async function startHospital() {
         ? [...new Set(page.map((r) => String(r.subject.reference)))].flatMap((ref) => patients.get(ref) ?? [])
         : [];
     const base = `http://${url.host}/fhir`;
-    const link = [{ relation: 'self', url: url.toString() }];
+    // The self link says what the search did: a server that ignores _sort leaves it out.
+    const self = new URL(url);
+    if (!state.honoursSort) self.searchParams.delete('_sort');
+    const link = [{ relation: 'self', url: self.toString() }];
     if (offset + size < found.length) {
-      const next = new URL(url);
+      const next = new URL(url.pathname + url.search, state.nextOrigin ?? url.origin);
       next.searchParams.set('_offset', String(offset + size));
       link.push({ relation: 'next', url: next.toString() });
     }
@@ -120,6 +130,16 @@ async function startHospital() {
         ...change,
       });
     },
+    /** The EHR updates a ServiceRequest: a new version stamped `lastUpdated`, where it was in the list. */
+    update(orderNumber: string, lastUpdated: string, change: Resource = {}) {
+      const i = written.findIndex((r) => r.id === orderNumber.toLowerCase());
+      const old = written[i]!;
+      written[i] = {
+        ...old,
+        ...change,
+        meta: { versionId: String(Number(old.meta.versionId) + 1), lastUpdated },
+      };
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
@@ -178,7 +198,7 @@ describe('pulling ServiceRequests from a hospital FHIR server', () => {
     return counts;
   }
 
-  test('a ServiceRequest written in the same instant as the last one taken is read on the next poll, and none is taken twice', async () => {
+  test('a ServiceRequest stamped in the instant of the last one taken, a new version in that instant, one committed late: each read on the next poll, none taken twice', async () => {
     const hospital = await startHospital();
     try {
       hospital.patient('p1', 'MRN-SAME-1', 'Same');
@@ -192,11 +212,20 @@ describe('pulling ServiceRequests from a hospital FHIR server', () => {
       // Written after that poll, but stamped with the same instant as B and C.
       hospital.order('SAME-D', 'p1', at(2));
       hospital.order('SAME-E', 'p1', at(3));
+      const asked = hospital.requests.length;
       const second = await poll();
-      expect(hospital.requests.at(-2)).toContain(`_lastUpdated=ge${encodeURIComponent(at(2))}`);
+      // From a minute before the cursor, so a late commit is found too.
+      expect(hospital.requests[asked]).toContain(
+        `_lastUpdated=ge${encodeURIComponent('2026-12-04T07:59:02.000Z')}`,
+      );
       expect(second).toMatchObject({ orders: 2, cursor: at(3) });
-      const third = await poll();
-      expect(third).toMatchObject({ orders: 0, cursor: at(3) });
+      expect(await poll()).toMatchObject({ orders: 0, cursor: at(3) });
+
+      // The EHR changes E in the same instant (a new version), and commits F late, stamped before the cursor.
+      hospital.update('SAME-E', at(3), { priority: 'urgent' });
+      hospital.order('SAME-F', 'p1', at(1));
+      expect(await poll()).toMatchObject({ orders: 2, cursor: at(3) });
+      expect(await poll()).toMatchObject({ orders: 0 });
 
       expect(await ordersOf(cred)).toEqual({
         'SAME-A': 1,
@@ -204,7 +233,52 @@ describe('pulling ServiceRequests from a hospital FHIR server', () => {
         'SAME-C': 1,
         'SAME-D': 1,
         'SAME-E': 1,
+        'SAME-F': 1,
       });
+      const { body } = await getJson(lr.baseUrl, cred, `/v1/t/${cred.slug}/orders?placerOrderNumber=SAME-E`);
+      expect(body.orders[0].priority).toBe('urgent');
+    } finally {
+      await hospital.close();
+    }
+  });
+
+  test('a server that sorts fails half way: the pages read are kept, and the next poll goes on from there', async () => {
+    const hospital = await startHospital();
+    try {
+      hospital.patient('p5', 'MRN-SORTED', 'Sorted');
+      for (let n = 1; n <= 6; n++) hospital.order(`SORTED-${n}`, 'p5', at(n));
+      const { cred, connectionId, poll } = await connect('pull-sorted', hospital);
+
+      hospital.state.failPage = 3;
+      await expect(poll()).rejects.toThrow(/answered 500/);
+      const row = await lr.labrelay
+        .services!.db.selectFrom('connections')
+        .select('pull_cursor')
+        .where('id', '=', connectionId)
+        .executeTakeFirstOrThrow();
+      expect(row.pull_cursor).toBe(at(4));
+      expect(await poll()).toMatchObject({ orders: 2, cursor: at(6), sorted: true, complete: true });
+      expect(await ordersOf(cred)).toEqual(
+        Object.fromEntries([1, 2, 3, 4, 5, 6].map((n) => [`SORTED-${n}`, 1])),
+      );
+    } finally {
+      await hospital.close();
+    }
+  });
+
+  test('one poll takes at most 20 pages of new orders from a sorted server; the next takes the rest', async () => {
+    const hospital = await startHospital();
+    try {
+      hospital.patient('p6', 'MRN-MANY', 'Many');
+      // 42 orders, 2 a page, over 42 seconds: 21 pages.
+      for (let n = 1; n <= 42; n++)
+        hospital.order(`MANY-${n}`, 'p6', new Date(Date.parse(at(0)) + n * 1000).toISOString());
+      const { cred, poll } = await connect('pull-many', hospital);
+      expect(await poll()).toMatchObject({ orders: 40, pages: 20, complete: false, sorted: true });
+      expect(await poll()).toMatchObject({ orders: 2, complete: true });
+      const orders = await ordersOf(cred);
+      expect(Object.keys(orders)).toHaveLength(42);
+      expect(Object.values(orders).every((n) => n === 1)).toBe(true);
     } finally {
       await hospital.close();
     }
@@ -262,17 +336,47 @@ describe('pulling ServiceRequests from a hospital FHIR server', () => {
     }
   });
 
-  test('a ServiceRequest that cannot be read is audited and passed over; the others on its page become orders', async () => {
+  test('a next link to another address is not followed; from a server that ignores _sort the cursor waits, and the next poll reads on', async () => {
+    const hospital = await startHospital();
+    try {
+      hospital.state.honoursSort = false;
+      hospital.state.nextOrigin = 'http://fhir.internal:8080';
+      hospital.patient('p7', 'MRN-LINK', 'Link');
+      for (const [n, second] of [
+        [1, 9],
+        [2, 1],
+        [3, 5],
+        [4, 2],
+      ] as const)
+        hospital.order(`LINK-${n}`, 'p7', at(second));
+      const { cred, poll } = await connect('pull-link', hospital);
+
+      expect(await poll()).toMatchObject({ orders: 2, pages: 1, complete: false, cursor: null });
+      expect(hospital.requests.every((r) => !r.includes('fhir.internal'))).toBe(true);
+      hospital.state.nextOrigin = null;
+      // The first page was taken already: only the second brings new orders.
+      expect(await poll()).toMatchObject({ orders: 2, pages: 2, complete: true, cursor: at(9) });
+      expect(await ordersOf(cred)).toEqual({ 'LINK-1': 1, 'LINK-2': 1, 'LINK-3': 1, 'LINK-4': 1 });
+    } finally {
+      await hospital.close();
+    }
+  });
+
+  test('a ServiceRequest that cannot be read, or that the database refuses, is audited and passed over; the others on its page become orders', async () => {
     const hospital = await startHospital();
     try {
       hospital.patient('p3', 'MRN-SKIP', 'Skip');
       hospital.order('SKIP-GOOD-1', 'p3', at(1));
       hospital.order('SKIP-BAD', 'p3', at(2), { status: 'bogus' });
       hospital.order('SKIP-GOOD-2', 'p3', at(3));
+      // Well-formed FHIR, but a NUL character the database cannot hold: refused when stored.
+      hospital.order('SKIP-NUL', 'p3', at(4), {
+        code: { coding: [{ system: 'http://loinc.org', code: '24321-2', display: 'Basic\u0000panel' }] },
+      });
       const { cred, connectionId, poll } = await connect('pull-skip', hospital);
 
       const first = await poll();
-      expect(first).toMatchObject({ orders: 2, skipped: 1, cursor: at(3) });
+      expect(first).toMatchObject({ orders: 2, skipped: 2, cursor: at(4) });
       expect(await ordersOf(cred)).toEqual({ 'SKIP-GOOD-1': 1, 'SKIP-GOOD-2': 1 });
       const audit = await lr.labrelay
         .services!.db.selectFrom('audit_events')
@@ -288,7 +392,17 @@ describe('pulling ServiceRequests from a hospital FHIR server', () => {
             resource: 'ServiceRequest/skip-bad',
             lastUpdated: at(2),
             reason: expect.stringContaining('ServiceRequest.status "bogus" is not one of'),
-            server: hospital.baseUrl,
+            server: new URL(hospital.baseUrl).origin,
+          },
+        },
+        {
+          actor: 'puller',
+          subject: `connection/${connectionId}`,
+          details: {
+            resource: 'ServiceRequest/skip-nul',
+            lastUpdated: at(4),
+            reason: 'a value cannot be stored: unsupported Unicode escape sequence',
+            server: new URL(hospital.baseUrl).origin,
           },
         },
       ]);
@@ -307,6 +421,13 @@ describe('pulling ServiceRequests from a hospital FHIR server', () => {
       hospital.state.down = true;
       const { cred, connectionId } = await connect('pull-down', hospital, { pollIntervalSeconds: 5 });
       const { db } = lr.labrelay.services!;
+      // The other tests' hospitals are gone: only this connection is polled here.
+      await db
+        .updateTable('connections')
+        .set({ disabled_at: new Date() })
+        .where('direction', '=', 'pull')
+        .where('id', '!=', connectionId)
+        .execute();
       /** As if the last poll was `seconds` ago; then one tick of the poller, as it runs every few seconds. */
       const tickAfter = async (seconds: number | null) => {
         if (seconds !== null)
