@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { appendAudit } from '../db/audit.ts';
 import type { Database, User } from '../db/schema.ts';
@@ -8,11 +8,14 @@ import {
   deleteEndedSessions,
   deleteSession,
   findLiveSession,
+  findUser,
   findUserByEmail,
   grantRole,
   insertSession,
   insertUser,
   rolesOfUser,
+  setPassword,
+  setUserDisabled,
   type UserRoleView,
 } from '../db/users.ts';
 import { normaliseEmail, passwordProblem, type ConsoleRole } from '../domain/console-access.ts';
@@ -47,6 +50,43 @@ function tokenHash(token: string): string {
  */
 export function createConsoleAuth(db: Kysely<Database>, logger: Logger) {
   const failures = new Map<string, { count: number; until: number }>();
+
+  /**
+   * Changes an account inside one transaction with its audit: in each tenant the person has a
+   * role in (an account belongs to no one tenant's chain), `action` by `actor`.
+   */
+  async function changeAccount(
+    user: User,
+    actor: string,
+    action: string,
+    change: (trx: Transaction<Database>) => Promise<unknown>,
+  ): Promise<void> {
+    await db.transaction().execute(async (trx) => {
+      await change(trx);
+      const tenants = new Set((await rolesOfUser(trx, user.id)).map((r) => r.tenantId));
+      for (const tenantId of tenants)
+        await appendAudit(trx, {
+          tenantId,
+          actor,
+          action,
+          subject: `user/${user.id}`,
+          details: { email: user.email },
+        });
+    });
+  }
+
+  async function openSession(userId: string): Promise<{ token: string; maxAgeSeconds: number }> {
+    const now = Date.now();
+    const token = randomBytes(32).toString('base64url');
+    await deleteEndedSessions(db, new Date(now));
+    await insertSession(db, {
+      tokenHash: tokenHash(token),
+      userId,
+      csrfToken: randomBytes(24).toString('base64url'),
+      expiresAt: new Date(now + SESSION_HOURS * 3600_000),
+    });
+    return { token, maxAgeSeconds: SESSION_HOURS * 3600 };
+  }
 
   async function toConsoleUser(user: User, csrfToken: string): Promise<ConsoleUser> {
     return {
@@ -85,16 +125,71 @@ export function createConsoleAuth(db: Kysely<Database>, logger: Logger) {
         return { ok: false, message: 'That e-mail address and password do not match an active account.' };
       }
       failures.delete(email);
-      const token = randomBytes(32).toString('base64url');
-      await deleteEndedSessions(db, new Date(now));
-      await insertSession(db, {
-        tokenHash: tokenHash(token),
-        userId: user.id,
-        csrfToken: randomBytes(24).toString('base64url'),
-        expiresAt: new Date(now + SESSION_HOURS * 3600_000),
-      });
+      const session = await openSession(user.id);
       logger.info({ event: 'console.signed_in', userId: user.id }, 'console sign-in');
-      return { ok: true, token, maxAgeSeconds: SESSION_HOURS * 3600 };
+      return { ok: true, ...session };
+    },
+
+    /**
+     * A signed-in person changes their own password: the current one is checked (failures count
+     * as failed sign-ins), the new one must pass the password rule. Every session of the person
+     * ends, and a new one is opened for the browser that made the change.
+     */
+    async changePassword(
+      user: { id: string; email: string },
+      current: string,
+      next: string,
+    ): Promise<
+      | { ok: true; token: string; maxAgeSeconds: number }
+      | { ok: false; field: 'current' | 'next'; message: string }
+    > {
+      const now = Date.now();
+      const failed = failures.get(user.email);
+      if (failed && failed.count >= MAX_FAILURES && failed.until > now)
+        return { ok: false, field: 'current', message: 'Too many wrong passwords; try again later.' };
+      const stored = await findUser(db, user.id);
+      if (!stored || !(await verifyPassword(stored.password_hash, current.slice(0, 1024)))) {
+        const count = (failed && failed.until > now ? failed.count : 0) + 1;
+        failures.set(user.email, { count, until: now + LOCK_MS });
+        return { ok: false, field: 'current', message: 'That is not your current password.' };
+      }
+      const problem = passwordProblem(next, user.email);
+      if (problem) return { ok: false, field: 'next', message: problem };
+      if (next === current)
+        return { ok: false, field: 'next', message: 'The new password must differ from the current one.' };
+      const passwordHash = await hashPassword(next);
+      await changeAccount(stored, `${stored.email} (console)`, 'user.password_changed', (trx) =>
+        setPassword(trx, stored.id, passwordHash),
+      );
+      logger.info({ event: 'console.password_changed', userId: user.id }, 'console password changed');
+      return { ok: true, ...(await openSession(user.id)) };
+    },
+
+    /**
+     * A platform administrator gives a person a new password (they forgot theirs): every session
+     * of the person ends. Refuses a weak password (400) or an unknown person (404).
+     */
+    async resetPassword(userId: string, password: string, actor = 'admin'): Promise<User> {
+      const user = await findUser(db, userId);
+      if (!user) throw new AppError('not_found', `there is no console user ${userId}`);
+      const problem = passwordProblem(password, user.email);
+      if (problem) throw new AppError('invalid_request', problem);
+      const passwordHash = await hashPassword(password);
+      await changeAccount(user, actor, 'user.password_reset', (trx) =>
+        setPassword(trx, user.id, passwordHash),
+      );
+      failures.delete(user.email);
+      return (await findUser(db, userId))!;
+    },
+
+    /** Disables (every session ends at once) or enables an account. */
+    async setDisabled(userId: string, disabled: boolean, actor = 'admin'): Promise<User> {
+      const user = await findUser(db, userId);
+      if (!user) throw new AppError('not_found', `there is no console user ${userId}`);
+      await changeAccount(user, actor, disabled ? 'user.disabled' : 'user.enabled', (trx) =>
+        setUserDisabled(trx, userId, disabled),
+      );
+      return (await findUser(db, userId))!;
     },
 
     /** The person behind a session cookie, or null when it is missing, ended or unknown. */
@@ -149,7 +244,7 @@ export function createConsoleAuth(db: Kysely<Database>, logger: Logger) {
               email,
               roles: input.roles
                 .filter((r) => r.tenantId === tenantId)
-                .map((r) => (r.providerId ? { role: r.role, providerId: r.providerId } : { role: r.role })),
+                .map((r) => ({ role: r.role, providerId: r.providerId ?? null })),
             },
           });
         return user;

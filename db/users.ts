@@ -224,3 +224,14 @@ export async function setPassword(db: Db, userId: string, passwordHash: string):
     .execute();
   await db.deleteFrom('console_sessions').where('user_id', '=', userId).execute();
 }
+
+/** Disables or enables an account; disabling ends every session of the person at once. */
+export async function setUserDisabled(db: Db, userId: string, disabled: boolean): Promise<boolean> {
+  const updated = await db
+    .updateTable('users')
+    .set({ disabled_at: disabled ? new Date() : null })
+    .where('id', '=', userId)
+    .executeTakeFirst();
+  if (disabled) await db.deleteFrom('console_sessions').where('user_id', '=', userId).execute();
+  return updated.numUpdatedRows > 0n;
+}

@@ -35,9 +35,15 @@ const UserOut = z
     email: z.string(),
     name: z.string(),
     platformAdmin: z.boolean(),
+    disabled: z.boolean().openapi({ description: 'A disabled person cannot sign in; their sessions ended' }),
     roles: z.array(z.object({ tenant: z.string(), role: z.string(), providerId: z.string().nullable() })),
   })
   .openapi('ConsoleUser');
+const UserIdParam = z.object({ id: z.uuid() });
+const NewPassword = z
+  .object({ password: z.string().min(PASSWORD_MIN).max(PASSWORD_MAX) })
+  .strict()
+  .openapi('NewConsolePassword');
 
 /** Console users and their roles per tenant (the console's users page does the same). */
 export function adminUserRoutes() {
@@ -98,6 +104,49 @@ export function adminUserRoutes() {
       return c.json({ users: await Promise.all(ids.map((u) => userOut(db, u.id))) }, 200);
     },
   );
+  app.openapi(
+    createRoute({
+      method: 'post',
+      path: '/users/{id}/password',
+      summary: 'Give a console user a new password (they forgot theirs); every session of theirs ends',
+      request: { params: UserIdParam, body: { required: true, ...json(NewPassword) } },
+      responses: {
+        200: { description: 'Changed', ...json(UserOut) },
+        404: { description: 'No such user', ...json(ErrorOut) },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { db, consoleAuth } = c.get('services');
+      const user = await consoleAuth.resetPassword(c.req.valid('param').id, c.req.valid('json').password);
+      return c.json(await userOut(db, user.id), 200);
+    },
+  );
+
+  for (const [action, disabled] of [
+    ['disable', true],
+    ['enable', false],
+  ] as const)
+    app.openapi(
+      createRoute({
+        method: 'post',
+        path: `/users/{id}/${action}`,
+        summary: disabled
+          ? 'Disable a console user: they cannot sign in, and their sessions end at once'
+          : 'Enable a disabled console user again',
+        request: { params: UserIdParam },
+        responses: {
+          200: { description: disabled ? 'Disabled' : 'Enabled', ...json(UserOut) },
+          404: { description: 'No such user', ...json(ErrorOut) },
+          ...errors,
+        },
+      }),
+      async (c) => {
+        const { db, consoleAuth } = c.get('services');
+        const user = await consoleAuth.setDisabled(c.req.valid('param').id, disabled);
+        return c.json(await userOut(db, user.id), 200);
+      },
+    );
   return app;
 }
 
@@ -109,6 +158,7 @@ async function userOut(db: Parameters<typeof findUser>[0], id: string): Promise<
     email: user.email,
     name: user.name,
     platformAdmin: user.platform_admin,
+    disabled: user.disabled_at !== null,
     roles: roles.map((r) => ({ tenant: r.tenantSlug, role: r.role, providerId: r.providerId })),
   };
 }

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Browser } from 'playwright-core';
 import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
+import { createConsoleUser, signedInPage, signIn, waitForHydration } from '../support/console.ts';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
 import {
@@ -171,5 +172,111 @@ describe('console in a real browser', () => {
     });
     expect(signedIn.status).toBe(303);
     expect(signedIn.headers.get('set-cookie')).toContain('labrelay_session=');
+  });
+
+  test('a person changes their own password on their account page (their other sessions end); an admin resets a forgotten one and disables an account', async () => {
+    await admin(lr.baseUrl, 'POST', '/v1/admin/tenants', { slug: 'acct-lab', name: 'Account Lab' });
+    const first = 'the first password given 2026';
+    const person = await createConsoleUser(lr.baseUrl, {
+      email: 'nora@acct-lab.example',
+      password: first,
+      roles: [{ tenant: 'acct-lab', role: 'reviewer' }],
+    });
+    const elsewhere = await signedInPage(browser, lr.baseUrl, person.email, first);
+    const page = await signedInPage(browser, lr.baseUrl, person.email, first);
+
+    await page.getByRole('link', { name: /nora@acct-lab\.example/ }).click();
+    await page.getByRole('heading', { name: 'Your account' }).waitFor();
+    await waitForHydration(page);
+    expect(await page.getByRole('list', { name: 'Your roles' }).textContent()).toContain(
+      'reviewer of Account Lab',
+    );
+    const change = async (current: string, next: string, repeated = next) => {
+      await page.getByLabel('Current password').fill(current);
+      await page.getByLabel('New password', { exact: true }).fill(next);
+      await page.getByLabel('New password again').fill(repeated);
+      await page.getByRole('button', { name: 'Change password' }).click();
+    };
+    await change('not my password at all', 'a brand new passphrase 2026');
+    await page.getByRole('alert').filter({ hasText: 'That is not your current password.' }).waitFor();
+    await change(first, 'a brand new passphrase 2026', 'a brand new passphrase 2025');
+    await page.getByRole('alert').filter({ hasText: 'differ' }).waitFor();
+    await change(first, 'a brand new passphrase 2026');
+    await page.getByRole('status').filter({ hasText: 'Your password is changed.' }).waitFor();
+    await page.screenshot({ path: path.join(SCREENSHOTS, 'account.png'), fullPage: true });
+    expect(await accessibilityViolations(page)).toEqual([]);
+
+    // This browser stays signed in; the other session has ended; only the new password works.
+    await page.goto(`${lr.baseUrl}/tenants/acct-lab/review`);
+    await page.getByRole('heading', { name: /Review queue/ }).waitFor();
+    await elsewhere.goto(`${lr.baseUrl}/tenants/acct-lab/review`);
+    expect(new URL(elsewhere.url()).pathname).toBe('/login');
+    await waitForHydration(elsewhere);
+    await elsewhere.getByLabel('E-mail address').fill(person.email);
+    await elsewhere.getByLabel('Password').fill(first);
+    await elsewhere.getByRole('button', { name: 'Sign in' }).click();
+    await elsewhere.getByRole('alert').filter({ hasText: 'do not match an active account' }).waitFor();
+
+    // Forgotten: a platform administrator gives a new one through the admin API; sessions end.
+    const reset = await admin<{ disabled: boolean }>(
+      lr.baseUrl,
+      'POST',
+      `/v1/admin/users/${person.id}/password`,
+      { password: 'a password the admin gave 2026' },
+      200,
+    );
+    expect(reset.disabled).toBe(false);
+    await page.reload();
+    expect(new URL(page.url()).pathname).toBe('/login');
+    await signIn(page, lr.baseUrl, person.email, 'a password the admin gave 2026');
+    expect(new URL(page.url()).pathname).toBe('/');
+
+    // Leaving: disabled, signed out at once, and cannot sign in until enabled again.
+    expect(
+      (
+        await admin<{ disabled: boolean }>(
+          lr.baseUrl,
+          'POST',
+          `/v1/admin/users/${person.id}/disable`,
+          undefined,
+          200,
+        )
+      ).disabled,
+    ).toBe(true);
+    await page.reload();
+    expect(new URL(page.url()).pathname).toBe('/login');
+    await waitForHydration(page);
+    await page.getByLabel('E-mail address').fill(person.email);
+    await page.getByLabel('Password').fill('a password the admin gave 2026');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('alert').filter({ hasText: 'do not match an active account' }).waitFor();
+    await admin(lr.baseUrl, 'POST', `/v1/admin/users/${person.id}/enable`, undefined, 200);
+    await signIn(page, lr.baseUrl, person.email, 'a password the admin gave 2026');
+    expect(new URL(page.url()).pathname).toBe('/');
+
+    const audited = await lr.labrelay
+      .services!.db.selectFrom('audit_events')
+      .innerJoin('tenants', 'tenants.id', 'audit_events.tenant_id')
+      .select(['audit_events.actor', 'audit_events.action'])
+      .where('tenants.slug', '=', 'acct-lab')
+      .where('audit_events.action', 'like', 'user.%')
+      .orderBy('audit_events.sequence')
+      .execute();
+    expect(audited).toEqual([
+      { actor: 'admin', action: 'user.added' },
+      { actor: `${person.email} (console)`, action: 'user.password_changed' },
+      { actor: 'admin', action: 'user.password_reset' },
+      { actor: 'admin', action: 'user.disabled' },
+      { actor: 'admin', action: 'user.enabled' },
+    ]);
+    expect(
+      (await admin(
+        lr.baseUrl,
+        'POST',
+        '/v1/admin/users/00000000-0000-4000-8000-000000000000/disable',
+        undefined,
+        404,
+      )) as any,
+    ).toMatchObject({ error: { code: 'not_found' } });
   });
 });

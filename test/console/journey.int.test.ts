@@ -178,7 +178,7 @@ describe('a new user’s journey through the console', () => {
       .poll(() => builder.getByLabel("The builder's JSON-logic").textContent())
       .toContain('"2823-3"');
     await builder.getByRole('button', { name: 'Use as the draft' }).click();
-    expect(await admin.locator('#draft-check [role="status"]').textContent()).toContain('valid');
+    await admin.locator('#draft-check [role="status"]').filter({ hasText: 'valid' }).waitFor();
     await admin.getByLabel('Note for this version').fill('potassium is reviewed by a person');
     await admin.getByRole('button', { name: 'Save as version 1' }).click();
     await expect.poll(() => admin.getByRole('status').first().textContent()).toContain('Saved as version 1');
@@ -297,7 +297,7 @@ describe('a new user’s journey through the console', () => {
     const link = /(http\S+\/ack\/\S+)/.exec(mailText)?.[1];
     expect(link, mailText).toBeDefined();
 
-    // The provider signs in: the board shows only what is addressed to them, and the result itself.
+    // The provider signs in: the board says it shows what is addressed to them; they open the result.
     const provider = await signedInPage(browser, lr.baseUrl, PROVIDER.email, PROVIDER.password);
     await waitForHydration(provider);
     await openTenant(provider);
@@ -324,9 +324,10 @@ describe('a new user’s journey through the console', () => {
     await provider.getByLabel(/Patient identifier/).fill(PATIENT.mrn);
     await record(provider, 'acknowledgement');
     await provider.getByRole('button', { name: 'Acknowledge' }).click();
-    expect(await provider.getByRole('status').textContent()).toContain(
-      'Acknowledged. Your read-back matched and has been recorded.',
-    );
+    await provider
+      .getByRole('status')
+      .filter({ hasText: 'Acknowledged. Your read-back matched and has been recorded.' })
+      .waitFor();
     await record(provider, 'acknowledged');
 
     // The board now shows it acknowledged, by whom, and how long it took.

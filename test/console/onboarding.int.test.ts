@@ -214,7 +214,7 @@ describe('onboarding a hospital in the console', () => {
       {
         actor: `${ADMIN_EMAIL} (console)`,
         action: 'user.added',
-        details: { email: 'rita@roles-lab.example', roles: [{ role: 'reviewer' }] },
+        details: { email: 'rita@roles-lab.example', roles: [{ role: 'reviewer', providerId: null }] },
       },
       {
         actor: `${ADMIN_EMAIL} (console)`,

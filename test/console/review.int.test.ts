@@ -343,6 +343,8 @@ describe('review queue in a real browser', () => {
     await reviewer.keyboard.press('r');
     await reviewer.keyboard.type('jaq');
     expect(await reviewer.getByLabel('Reason for rejecting (required)').inputValue()).toBe('jaq');
+    // Had `j` or `q` navigated, the page would have fetched its next data by now.
+    await reviewer.waitForLoadState('networkidle');
     expect(reviewer.url()).toContain(`/review/${firstTask.id}`);
     await reviewer.getByLabel('Reason for rejecting (required)').fill('');
     await reviewer.locator('h1').click();
