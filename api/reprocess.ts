@@ -22,9 +22,10 @@ export interface ReprocessOutcome {
  * Processes a stored message again, on a person's explicit request: its reports' and orders' inbox
  * rows are made due again and the re-processing is audited in one transaction, then their order
  * workflows are started or signalled through the same starter intake and the relay use. Nothing is
- * parsed or stored again, so no record is duplicated: the workflow ids are the message's own, a
- * running workflow takes a report it already has once, and a new run finds a released report
- * already released (and a duplicate already marked). Shared by the admin API and the console.
+ * parsed or stored again, so no record is duplicated: the workflow ids are the message's own; a
+ * running workflow takes again a report that failed for good, and leaves one in progress or done as
+ * it is; a new run finds a released report already released (and a duplicate already marked).
+ * Shared by the admin API and the console.
  */
 export async function reprocessMessage(
   services: Pick<Services, 'db' | 'starter'>,

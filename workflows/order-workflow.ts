@@ -105,7 +105,13 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
   let inFlight = 0;
 
   setHandler(resultReceivedSignal, ({ reportId }) => {
-    if (seen.has(reportId)) return;
+    if (seen.has(reportId)) {
+      // A report taken once is taken again only when it failed for good and someone re-processes
+      // it (having fixed the cause); one still in progress, or done, is left as it is.
+      const failed = state.failed.includes(reportId) && state.reports[reportId] === 'done';
+      if (!failed || !patched('reprocess-failed-report')) return;
+      state.failed = state.failed.filter((id) => id !== reportId);
+    }
     seen.add(reportId);
     pending.push(reportId);
   });

@@ -176,6 +176,31 @@ describe('orderWorkflow on the time-skipping test server', () => {
     expect(calls).toContain('failed:broken:report broken does not exist');
   });
 
+  test('a report that failed for good is taken again when it is re-processed while its order is still open', async () => {
+    let attempts = 0;
+    const { calls, activities } = recordingActivities((id) => {
+      // The first time the report cannot be processed; by the re-process its cause was fixed.
+      if (id === 'broken' && attempts++ === 0)
+        throw ApplicationFailure.nonRetryable('unknown unit mmol/dL', 'UnknownUnit');
+      return normal;
+    });
+    await run(activities, async (taskQueue) => {
+      const handle = await signalReport(taskQueue, 'order-reprocess', 'broken');
+      await env.sleep('1 minute');
+      expect(await handle.query<OrderState>('orderState')).toMatchObject({
+        failed: ['broken'],
+        released: [],
+        final: false,
+      });
+      await signalReport(taskQueue, 'order-reprocess', 'broken');
+      const state = await handle.result();
+      expect(state).toMatchObject({ failed: [], released: ['broken'], final: true });
+      await recordHistory('order-reprocess-failed-report', handle);
+    });
+    expect(calls.filter((c) => c === 'flag:broken')).toHaveLength(2);
+    expect(calls).toContain('failed:broken:unknown unit mmol/dL');
+  });
+
   test('a report that needs review waits for its task without holding up the rest of the order; a rejected one is never released', async () => {
     const { calls, activities, completed } = recordingActivities((id) => ({
       ...normal,
