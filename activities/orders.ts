@@ -597,13 +597,18 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
     ): Promise<{ taskId: string; agingMinutes: number }> {
       const report = await loadReport(db, ref);
       const tenant = await loadTenant(db, ref.tenantId);
+      // A report with a critical value is the most urgent thing a reviewer has: stat, whatever
+      // priority the rules gave (the critical result is told to the provider meanwhile).
+      const critical = (await findObservationsOfReports(db, ref.tenantId, [ref.reportId])).some(
+        (o) => o.critical,
+      );
       const reason = ref.reasons.join('; ') || 'the routing rules require review';
       const { task } = await db.transaction().execute(async (trx) => {
         const opened = await openTask(trx, {
           tenantId: ref.tenantId,
           dedupeKey: `review/${ref.reportId}`,
           kind: TASK_KIND.reviewResult,
-          priority: Math.min(MAX_TASK_PRIORITY, Math.max(0, ref.priority)),
+          priority: critical ? MAX_TASK_PRIORITY : Math.min(MAX_TASK_PRIORITY, Math.max(0, ref.priority)),
           title: `Review ${report.code.display ?? report.code.code}`,
           reason,
           reportId: ref.reportId,

@@ -234,7 +234,11 @@ describe('a new user’s journey through the console', () => {
     const taskRow = queue.getByRole('row', { name: new RegExp(PATIENT.mrn) });
     await reloadUntil(reviewer, () => queue.textContent(), new RegExp(PATIENT.mrn));
     expect(await taskRow.textContent()).toMatch(
-      new RegExp(`Review result.*the routing rules require review.*${PATIENT.listed}.*${PATIENT.mrn}`, 's'),
+      // Stat: a critical value is the most urgent thing in the queue, whatever the rule's priority.
+      new RegExp(
+        `stat.*Review result.*the routing rules require review.*${PATIENT.listed}.*${PATIENT.mrn}`,
+        's',
+      ),
     );
     await record(reviewer, 'review-queue');
     await taskRow.getByRole('button', { name: /^Claim / }).click();
