@@ -9,8 +9,8 @@ import {
 import { MllpClientPool } from '../adapters/hl7v2/mllp-client.ts';
 import { toOruR01 } from '../adapters/hl7v2/oru-out.ts';
 import { TOKEN_REQUEST_TIMEOUT_MS, TokenError, TokenProvider } from '../adapters/oauth/token-client.ts';
-import { openSecret } from '../api/security/secret-box.ts';
-import { signBody } from '../api/security/keys.ts';
+import { openSecret } from '../adapters/crypto/secret-box.ts';
+import { signBody } from '../adapters/crypto/signature.ts';
 import {
   DELIVERY_STATUS,
   findDelivery,

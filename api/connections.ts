@@ -10,7 +10,7 @@ import type { OutboundAuth } from '../domain/outbound.ts';
 import type { Services } from './env.ts';
 import { AppError } from './errors.ts';
 import { Ip } from './routes/openapi-common.ts';
-import { sealSecret } from './security/secret-box.ts';
+import { sealSecret } from '../adapters/crypto/secret-box.ts';
 
 // Connections: what the admin API and the console's onboarding both create, promote and disable.
 // The schemas validate both (the API's JSON body, the console's form turned into the same shape).

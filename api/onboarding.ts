@@ -5,8 +5,8 @@ import { tenantScope } from '../db/tenant-scope.ts';
 import type { OutboundAuth } from '../domain/outbound.ts';
 import type { Services } from './env.ts';
 import { AppError } from './errors.ts';
-import { signBody } from './security/keys.ts';
-import { openSecret } from './security/secret-box.ts';
+import { signBody } from '../adapters/crypto/signature.ts';
+import { openSecret } from '../adapters/crypto/secret-box.ts';
 import { sendThroughTenantEndpoint } from './console-intake.ts';
 
 // The credential handoff and "test connection" of the console's onboarding (seed 002): copy-ready

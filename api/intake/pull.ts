@@ -8,7 +8,7 @@ import { tenantScope } from '../../db/tenant-scope.ts';
 import { findTenantById } from '../../db/tenants.ts';
 import type { ConnectionSettings, OutboundAuth } from '../../domain/outbound.ts';
 import type { Services } from '../env.ts';
-import { openSecret } from '../security/secret-box.ts';
+import { openSecret } from '../../adapters/crypto/secret-box.ts';
 import { AppError } from '../errors.ts';
 import { isDataException, storeInbound } from './store.ts';
 

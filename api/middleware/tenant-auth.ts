@@ -6,12 +6,8 @@ import { isAdminToken } from './admin-auth.ts';
 import type { AppEnv, BodySignatureCheck } from '../env.ts';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { ipAllowed } from '../security/ip-allow.ts';
-import {
-  deriveSigningSecret,
-  hashSecret,
-  streamingSignatureCheck,
-  verifySignature,
-} from '../security/keys.ts';
+import { deriveSigningSecret, hashSecret } from '../security/keys.ts';
+import { streamingSignatureCheck, verifySignature } from '../../adapters/crypto/signature.ts';
 
 /** Routes whose body is streamed by the route itself (a CSV upload of any size), not read here. */
 const STREAMED_BODY = /^\/v1\/t\/[^/]+\/csv\/?$/;

@@ -9,7 +9,7 @@ import { resendDelivery } from '../deliveries.ts';
 import { ConnectionBody, createConnection, disableConnection, promoteConnection } from '../connections.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
 import { publicJwks } from '../../adapters/oauth/token-client.ts';
-import { openSecret } from '../security/secret-box.ts';
+import { openSecret } from '../../adapters/crypto/secret-box.ts';
 import { validationHook } from '../validation.ts';
 import { adminErrors as errors, ErrorOut, json, requireTenant, Slug, SlugParam } from './openapi-common.ts';
 

@@ -9,7 +9,7 @@ import { findTenantBySlug } from '../../db/tenants.ts';
 import { SMART_LAUNCH_SCOPE, type OutboundAuth } from '../../domain/outbound.ts';
 import type { AppEnv } from '../env.ts';
 import { htmlPage } from './html-page.ts';
-import { openSecret } from '../security/secret-box.ts';
+import { openSecret } from '../../adapters/crypto/secret-box.ts';
 
 /**
  * SMART on FHIR EHR launch of LabRelay's read-only results app
