@@ -99,47 +99,48 @@ export const SettingsBody = z
   })
   .strict();
 
+export const EndpointBody = z.union([
+  z.object({ url: Url }).strict(),
+  z
+    .object({
+      host: z.string().min(1),
+      port: z.number().int().min(1).max(65535),
+      tls: z
+        .object({
+          ca: z
+            .string()
+            .regex(/-----BEGIN CERTIFICATE-----/, 'a PEM certificate')
+            .max(100_000)
+            .optional()
+            .openapi({
+              description: 'PEM of the CA (or self-signed certificate) to trust; default: system CAs',
+            }),
+        })
+        .strict()
+        .optional()
+        .openapi({ description: 'MLLP over TLS to this destination' }),
+    })
+    .strict(),
+]);
+
+export const MllpBody = z
+  .object({
+    sendingFacility: z.string().trim().min(1),
+    receivingFacility: z.string().trim().min(1).optional(),
+    allowIps: z.array(Ip).optional(),
+  })
+  .strict();
+
 export const ConnectionBody = z
   .object({
     name: z.string().trim().min(1).max(200),
     direction: z.enum(['inbound', 'outbound', 'pull']),
     format: z.enum(['hl7v2', 'fhir', 'csv', 'json', 'pdf', 'webhook']),
     environment: z.enum(['sandbox', 'production']),
-    endpoint: z
-      .union([
-        z.object({ url: Url }).strict(),
-        z
-          .object({
-            host: z.string().min(1),
-            port: z.number().int().min(1).max(65535),
-            tls: z
-              .object({
-                ca: z
-                  .string()
-                  .regex(/-----BEGIN CERTIFICATE-----/, 'a PEM certificate')
-                  .max(100_000)
-                  .optional()
-                  .openapi({
-                    description: 'PEM of the CA (or self-signed certificate) to trust; default: system CAs',
-                  }),
-              })
-              .strict()
-              .optional()
-              .openapi({ description: 'MLLP over TLS to this destination' }),
-          })
-          .strict(),
-      ])
-      .optional(),
+    endpoint: EndpointBody.optional(),
     auth: AuthBody.optional(),
     settings: SettingsBody.optional(),
-    mllp: z
-      .object({
-        sendingFacility: z.string().trim().min(1),
-        receivingFacility: z.string().trim().min(1).optional(),
-        allowIps: z.array(Ip).optional(),
-      })
-      .strict()
-      .optional(),
+    mllp: MllpBody.optional(),
   })
   .strict()
   .superRefine((v, ctx) => {
@@ -239,6 +240,124 @@ export async function createConnection(
     connection,
     auth,
     signingSecret,
+    jwksUrl: publicKeys ? `${config.publicUrl}/v1/jwks/${id}` : null,
+    publicJwks: publicKeys,
+  };
+}
+
+export const ConnectionChange = z
+  .object({
+    name: z.string().trim().min(1).max(200).optional(),
+    endpoint: EndpointBody.optional(),
+    auth: AuthBody.optional().openapi({
+      description:
+        'Replaces the outbound authentication (a new client secret, token or key); never returned.',
+    }),
+    settings: SettingsBody.optional().openapi({
+      description: 'The settings given replace those of the same name',
+    }),
+    mllp: MllpBody.optional(),
+  })
+  .strict()
+  .openapi('ConnectionChange');
+
+export type ConnectionChangeBody = z.infer<typeof ConnectionChange>;
+
+/**
+ * Changes a live connection: its name, endpoint, outbound authentication (sealed again), settings or
+ * MLLP routing. Its direction, format and environment stay (promotion is its own step). The result
+ * must pass the same rules as a new connection; the change is audited by the names of the fields
+ * changed, never their secrets. Deliveries and polls pick the change up at their next attempt.
+ */
+export async function updateConnection(
+  services: Pick<Services, 'db' | 'config'>,
+  tenant: Tenant,
+  id: string,
+  change: ConnectionChangeBody,
+  actor: string,
+): Promise<Omit<CreatedConnection, 'signingSecret'>> {
+  const changed = (Object.keys(change) as (keyof ConnectionChangeBody)[]).filter(
+    (k) => change[k] !== undefined,
+  );
+  if (changed.length === 0)
+    throw new AppError('invalid_request', 'nothing to change: give name, endpoint, auth, settings or mllp');
+  const { db, config } = services;
+  const current = await tenantScope(db, tenant.id)
+    .selectFrom('connections')
+    .selectAll()
+    .where('id', '=', id)
+    .where('disabled_at', 'is', null)
+    .executeTakeFirst();
+  if (!current) throw new AppError('not_found', `tenant ${tenant.slug} has no live connection ${id}`);
+  const settings = { ...(current.settings as Record<string, unknown>), ...change.settings };
+  const mllp =
+    change.mllp ??
+    (current.mllp_sending_facility
+      ? {
+          sendingFacility: current.mllp_sending_facility,
+          ...(current.mllp_receiving_facility ? { receivingFacility: current.mllp_receiving_facility } : {}),
+          ...(current.mllp_allow_ips ? { allowIps: current.mllp_allow_ips } : {}),
+        }
+      : undefined);
+  // The connection as it would be, checked by the rules of a new one (auth only when it changes).
+  const checked = ConnectionBody.safeParse({
+    name: change.name ?? current.name,
+    direction: current.direction,
+    format: current.format,
+    environment: current.environment,
+    ...((change.endpoint ?? current.endpoint) ? { endpoint: change.endpoint ?? current.endpoint } : {}),
+    ...(change.auth ? { auth: change.auth } : {}),
+    settings,
+    ...(mllp ? { mllp } : {}),
+  });
+  if (!checked.success)
+    throw new AppError(
+      'invalid_request',
+      checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
+      checked.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+    );
+  const { auth, publicKeys } = change.auth
+    ? await outboundAuthOf(change.auth)
+    : { auth: undefined, publicKeys: null };
+  const connection = await db.transaction().execute(async (trx) => {
+    const updated = await tenantScope(trx, tenant.id)
+      .updateTable('connections')
+      .set({
+        name: checked.data.name,
+        endpoint: checked.data.endpoint ? JSON.stringify(checked.data.endpoint) : null,
+        settings: JSON.stringify(checked.data.settings ?? {}),
+        mllp_sending_facility: checked.data.mllp?.sendingFacility ?? null,
+        mllp_receiving_facility: checked.data.mllp?.receivingFacility ?? null,
+        mllp_allow_ips: checked.data.mllp?.allowIps ? JSON.stringify(checked.data.mllp.allowIps) : null,
+        ...(auth !== undefined
+          ? {
+              auth_encrypted: auth
+                ? sealSecret(config.masterKey, JSON.stringify(auth), `connection/${id}`)
+                : null,
+            }
+          : {}),
+      })
+      .where('id', '=', id)
+      .where('disabled_at', 'is', null)
+      .returningAll()
+      .executeTakeFirst();
+    if (!updated) throw new AppError('not_found', `tenant ${tenant.slug} has no live connection ${id}`);
+    await appendAudit(trx, {
+      tenantId: tenant.id,
+      actor,
+      action: 'connection.updated',
+      subject: `connection/${id}`,
+      details: {
+        name: updated.name,
+        changed,
+        ...(change.auth ? { authType: auth?.type ?? null } : {}),
+      },
+    });
+    return updated;
+  });
+  return {
+    connection,
+    auth: auth ?? null,
     jwksUrl: publicKeys ? `${config.publicUrl}/v1/jwks/${id}` : null,
     publicJwks: publicKeys,
   };

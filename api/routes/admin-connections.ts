@@ -6,7 +6,14 @@ import type { OutboundAuth } from '../../domain/outbound.ts';
 import { AppError } from '../errors.ts';
 import type { AppEnv } from '../env.ts';
 import { resendDelivery } from '../deliveries.ts';
-import { ConnectionBody, createConnection, disableConnection, promoteConnection } from '../connections.ts';
+import {
+  ConnectionBody,
+  ConnectionChange,
+  createConnection,
+  disableConnection,
+  promoteConnection,
+  updateConnection,
+} from '../connections.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
 import { publicJwks } from '../../adapters/oauth/token-client.ts';
 import { openSecret } from '../../adapters/crypto/secret-box.ts';
@@ -127,6 +134,40 @@ export function adminConnectionRoutes() {
       const connections = await listConnections(db, tenant.id);
       return c.json(
         { connections: connections.map((row) => connectionOut(row, sealedAuth(config.masterKey, row))) },
+        200,
+      );
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'patch',
+      path: '/tenants/{slug}/connections/{id}',
+      summary: "Change a live connection's name, endpoint, outbound authentication, settings or MLLP routing",
+      description:
+        'Direction, format and environment stay (promotion is its own step). `auth` replaces the sealed authentication: a new client secret, token or key (`generateKey` answers a new `jwksUrl`). `settings` given replace those of the same name. Audited by field names; secrets are never returned.',
+      request: { params: IdParams, body: { required: true, ...json(ConnectionChange) } },
+      responses: {
+        200: { description: 'Changed', ...json(CreatedConnection) },
+        404: { description: 'No such tenant or live connection', ...json(ErrorOut) },
+        ...errors,
+      },
+    }),
+    async (c) => {
+      const { db, config } = c.get('services');
+      const { slug, id } = c.req.valid('param');
+      const changed = await updateConnection(
+        c.get('services'),
+        await requireTenant(db, slug),
+        id,
+        c.req.valid('json'),
+        'admin',
+      );
+      return c.json(
+        {
+          ...connectionOut(changed.connection, sealedAuth(config.masterKey, changed.connection)),
+          ...(changed.jwksUrl ? { jwksUrl: changed.jwksUrl, publicJwks: changed.publicJwks } : {}),
+        },
         200,
       );
     },

@@ -11,6 +11,7 @@ import { basicMetabolicPanel } from '../fixtures/hl7.ts';
 import { expectValidSearchset } from '../support/fhir.ts';
 import { startFhirServer } from '../support/fhir-server.ts';
 import {
+  ADMIN_TOKEN,
   admin,
   createTenantWithCredential,
   eventually,
@@ -226,6 +227,111 @@ describe('outbound delivery', () => {
     expect((await deliveriesOf(lr, 'out-fhir')).every((d) => d.attempts === 1)).toBe(true);
     // Every request the FHIR server took carried a valid token (it refuses the others with 401).
     expect(fhir.received.length).toBeGreaterThanOrEqual(2);
+  });
+
+  test('an admin fixes a destination in place: a wrong client secret dead-letters, the right one given by PATCH delivers on re-send; a new endpoint takes the next results; bad changes are refused', async () => {
+    const cred = await createTenantWithCredential(lr.baseUrl, 'out-fix', SCOPES);
+    const created = await admin<{ id: string }>(lr.baseUrl, 'POST', '/v1/admin/tenants/out-fix/connections', {
+      name: 'Fixable FHIR',
+      direction: 'outbound',
+      format: 'fhir',
+      environment: 'production',
+      endpoint: { url: fhir.baseUrl },
+      auth: {
+        type: 'client_credentials',
+        tokenUrl: oidc.tokenEndpoint,
+        clientId: 'labrelay',
+        clientSecret: 'a secret the hospital has since changed',
+      },
+      settings: { maxAttempts: 3, timeoutSeconds: 10 },
+    });
+    const path = `/v1/admin/tenants/out-fix/connections/${created.id}`;
+    await send(lr, cred, 'OUT-FIX-1', { placer: 'ORD-FIX-1', filler: 'FIL-FIX-1' });
+    const dead = await waitForDelivery(lr, 'out-fix', 'dead_letter');
+
+    const fixed = await admin<{ settings: Record<string, unknown>; authType: string }>(
+      lr.baseUrl,
+      'PATCH',
+      path,
+      {
+        auth: {
+          type: 'client_credentials',
+          tokenUrl: oidc.tokenEndpoint,
+          clientId: 'labrelay',
+          clientSecret: 'labrelay-secret-0123456789',
+        },
+        settings: { maxAttempts: 5 },
+      },
+      200,
+    );
+    expect(JSON.stringify(fixed)).not.toContain('labrelay-secret');
+    // Settings given replace those of the same name; the others stay.
+    expect(fixed).toMatchObject({
+      authType: 'client_credentials',
+      settings: { maxAttempts: 5, timeoutSeconds: 10 },
+    });
+    await admin(lr.baseUrl, 'POST', `/v1/admin/tenants/out-fix/deliveries/${dead.id}/resend`, {}, 202);
+    await eventually(
+      async () =>
+        (await deliveriesOf(lr, 'out-fix')).find((d) => d.id === dead.id)?.status === 'delivered'
+          ? true
+          : undefined,
+      60_000,
+      'the re-sent delivery to get through',
+    );
+
+    // The hospital moves its FHIR server: the next result goes to the new address.
+    const moved = await startFhirServer();
+    try {
+      await admin(
+        lr.baseUrl,
+        'PATCH',
+        path,
+        { endpoint: { url: moved.baseUrl }, auth: { type: 'none' } },
+        200,
+      );
+      await send(lr, cred, 'OUT-FIX-2', { placer: 'ORD-FIX-2', filler: 'FIL-FIX-2' });
+      await eventually(
+        async () =>
+          [...moved.store.keys()].some((k) => k.startsWith('DiagnosticReport/')) ? true : undefined,
+        60_000,
+        'the next result at the new address',
+      );
+    } finally {
+      await moved.close();
+    }
+
+    const refused = async (body: unknown, status = 400) => {
+      const response = await fetch(`${lr.baseUrl}${path}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(response.status, JSON.stringify(body)).toBe(status);
+      return ((await response.json()) as { error: { message: string } }).error.message;
+    };
+    expect(await refused({})).toContain('nothing to change');
+    expect(await refused({ endpoint: { host: 'mllp.example', port: 2575 } })).toContain(
+      'a fhir destination needs {url}',
+    );
+    expect(await refused({ direction: 'inbound' })).toMatch(/direction/);
+    expect(await refused({ mllp: { sendingFacility: 'X' } })).toContain(
+      'mllp settings belong to an inbound hl7v2',
+    );
+    await admin(lr.baseUrl, 'DELETE', path, undefined, 204);
+    expect(await refused({ name: 'again' }, 404)).toContain('no live connection');
+
+    const audit = await lr.labrelay
+      .services!.db.selectFrom('audit_events')
+      .select('details')
+      .where('tenant_id', '=', cred.tenantId)
+      .where('action', '=', 'connection.updated')
+      .orderBy('sequence')
+      .execute();
+    expect(audit.map((a) => a.details)).toEqual([
+      { name: 'Fixable FHIR', changed: ['auth', 'settings'], authType: 'client_credentials' },
+      { name: 'Fixable FHIR', changed: ['endpoint', 'auth'], authType: null },
+    ]);
   });
 
   test('the tenant result API: Observation search by code, date, status and _lastUpdated, paged with _count', async () => {

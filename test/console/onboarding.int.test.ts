@@ -137,6 +137,34 @@ describe('onboarding a hospital in the console', () => {
       await row.getByRole('button', { name: 'Promote GenHosp results hook to production' }).click();
       await expect.poll(() => page.getByRole('status').first().textContent()).toContain('in production now');
       expect(await row.textContent()).toContain('production');
+
+      // Changed in place: a bad URL is refused with the reason; a new name and tighter limits are kept.
+      const change = outbound.locator('details', { hasText: 'Change GenHosp results hook' });
+      await change.getByText('Change GenHosp results hook').click();
+      await change.getByLabel('URL').fill('ftp://genhosp.example/results');
+      await change.getByRole('button', { name: 'Save changes to GenHosp results hook' }).click();
+      await page.getByRole('alert').filter({ hasText: 'GenHosp results hook was not changed' }).waitFor();
+      expect(await page.getByRole('alert').textContent()).toContain('http(s) URL');
+      await change.getByLabel('URL').fill(receiver.url);
+      await change.getByLabel('Name').fill('GenHosp results webhook');
+      await change.getByLabel('Answer within (seconds)').fill('10');
+      await change.getByLabel('Attempts before the dead letter').fill('3');
+      await change.getByRole('button', { name: 'Save changes to GenHosp results hook' }).click();
+      await page
+        .getByRole('status')
+        .filter({ hasText: 'GenHosp results webhook was changed: name, settings.' })
+        .waitFor();
+      const changed = await admin<{ connections: { name: string; settings: unknown }[] }>(
+        lr.baseUrl,
+        'GET',
+        '/v1/admin/tenants/genhosp/connections',
+        undefined,
+        200,
+      );
+      expect(changed.connections.find((c) => c.name === 'GenHosp results webhook')?.settings).toEqual({
+        timeoutSeconds: 10,
+        maxAttempts: 3,
+      });
       // The test's own sandbox key was revoked as soon as its message was answered.
       expect(await page.getByRole('region', { name: 'Credentials' }).textContent()).toMatch(
         /connection test of GenHosp results hook.*revoked/s,
@@ -170,6 +198,7 @@ describe('onboarding a hospital in the console', () => {
         'connection.created',
         'connection.tested',
         'connection.promoted',
+        'connection.updated',
         'credential.rotated',
       ])
         expect(actions).toContain(action);

@@ -1,10 +1,13 @@
 import { fail, redirect } from '@sveltejs/kit';
 import {
   ConnectionBody,
+  ConnectionChange,
   createConnection,
   disableConnection,
   promoteConnection,
+  updateConnection,
 } from '../../../../../../api/connections.ts';
+import { openSecret } from '../../../../../../adapters/crypto/secret-box.ts';
 import { AppError } from '../../../../../../api/errors.ts';
 import {
   connectionTestSteps,
@@ -20,8 +23,8 @@ import {
   rotateSigningSecret,
 } from '../../../../../../api/tenant-credentials.ts';
 import { listConnections } from '../../../../../../db/connections.ts';
-import type { Tenant } from '../../../../../../db/schema.ts';
-import { SMART_LAUNCH_SCOPE } from '../../../../../../domain/outbound.ts';
+import type { Connection, Tenant } from '../../../../../../db/schema.ts';
+import { SMART_LAUNCH_SCOPE, type OutboundAuth } from '../../../../../../domain/outbound.ts';
 import { tenantScope } from '../../../../../../db/tenant-scope.ts';
 import { actorOf, tenantFor } from '../../../../lib/server/access.ts';
 import { services } from '../../../../lib/server/services.ts';
@@ -65,16 +68,32 @@ export const load = (async ({ locals, params, url }) => {
       callbackUrl: `${endpoints().publicUrl}/smart/${tenant.slug}/callback`,
       scope: SMART_LAUNCH_SCOPE,
     },
-    connections: connections.map((c) => ({
-      id: c.id,
-      name: c.name,
-      direction: c.direction,
-      format: c.format,
-      environment: c.environment,
-      endpoint: c.endpoint ? describeEndpoint(c.endpoint) : null,
-      mllp: c.mllp_sending_facility,
-      disabled: c.disabled_at !== null,
-    })),
+    connections: connections.map((c) => {
+      const endpoint = c.endpoint as { url?: string; host?: string; port?: number } | null;
+      const settings = c.settings as Record<string, unknown>;
+      return {
+        id: c.id,
+        name: c.name,
+        direction: c.direction,
+        format: c.format,
+        environment: c.environment,
+        endpoint: c.endpoint ? describeEndpoint(c.endpoint) : null,
+        mllp: c.mllp_sending_facility,
+        disabled: c.disabled_at !== null,
+        // What the change form starts from; secrets are never sent to the page.
+        edit: {
+          url: endpoint?.url ?? null,
+          host: endpoint?.host ?? null,
+          port: endpoint?.port ?? null,
+          receivingFacility: c.mllp_receiving_facility,
+          allowIps: (c.mllp_allow_ips ?? []).join(', '),
+          timeoutSeconds: (settings.timeoutSeconds as number | undefined) ?? null,
+          maxAttempts: (settings.maxAttempts as number | undefined) ?? null,
+          pollIntervalSeconds: (settings.pollIntervalSeconds as number | undefined) ?? null,
+          secret: SECRET_LABEL[authOf(c)?.type ?? ''] ?? null,
+        },
+      };
+    }),
     credentials: credentials.map((c) => {
       const ends = c.revoked_at ? new Date(c.revoked_at).getTime() : null;
       return {
@@ -105,6 +124,20 @@ function describeEndpoint(endpoint: unknown): string {
     }
   }
   return `${e.host}:${e.port}`;
+}
+
+/** The secret a connection's authentication carries, which the change form can replace. */
+const SECRET_LABEL: Record<string, string> = {
+  client_credentials: 'client secret',
+  smart_launch: 'client secret',
+  bearer: 'bearer token',
+  basic: 'password',
+};
+
+function authOf(c: Connection): OutboundAuth | null {
+  if (!c.auth_encrypted) return null;
+  const { config } = services().app;
+  return JSON.parse(openSecret(config.masterKey, c.auth_encrypted, `connection/${c.id}`)) as OutboundAuth;
 }
 
 type Form = FormData;
@@ -252,6 +285,58 @@ async function credentialHandoff(
   };
 }
 
+/**
+ * What the change form asks of a connection, as the admin API's change body: only the fields that
+ * differ from the connection as stored. A new secret replaces the old one inside the same
+ * authentication (the hospital rotated its client secret).
+ */
+function changeOf(c: Connection, form: Form): Record<string, unknown> {
+  const change: Record<string, unknown> = {};
+  const name = text(form, 'name');
+  if (name && name !== c.name) change.name = name;
+  const endpoint = c.endpoint as { url?: string; host?: string; port?: number; tls?: unknown } | null;
+  if (endpoint?.url !== undefined) {
+    const url = text(form, 'url');
+    if (url && url !== endpoint.url) change.endpoint = { url };
+  } else if (endpoint?.host !== undefined) {
+    const host = text(form, 'host') || endpoint.host;
+    const port = text(form, 'port') ? Number(text(form, 'port')) : endpoint.port;
+    if (host !== endpoint.host || port !== endpoint.port)
+      change.endpoint = { host, port, ...(endpoint.tls ? { tls: endpoint.tls } : {}) };
+  }
+  if (c.mllp_sending_facility !== null) {
+    const mllp = {
+      sendingFacility: text(form, 'sendingFacility') || c.mllp_sending_facility,
+      receivingFacility: optional(form, 'receivingFacility'),
+      allowIps: list(form, 'allowIps'),
+    };
+    if (
+      mllp.sendingFacility !== c.mllp_sending_facility ||
+      (mllp.receivingFacility ?? null) !== c.mllp_receiving_facility ||
+      mllp.allowIps.join(',') !== (c.mllp_allow_ips ?? []).join(',')
+    )
+      change.mllp = {
+        sendingFacility: mllp.sendingFacility,
+        ...(mllp.receivingFacility ? { receivingFacility: mllp.receivingFacility } : {}),
+        ...(mllp.allowIps.length ? { allowIps: mllp.allowIps } : {}),
+      };
+  }
+  const settings: Record<string, number> = {};
+  const stored = c.settings as Record<string, unknown>;
+  for (const key of ['timeoutSeconds', 'maxAttempts', 'pollIntervalSeconds']) {
+    const value = text(form, key);
+    if (value && Number(value) !== stored[key]) settings[key] = Number(value);
+  }
+  if (Object.keys(settings).length > 0) change.settings = settings;
+  const secret = String(form.get('secret') ?? '');
+  const auth = secret ? authOf(c) : null;
+  if (auth?.type === 'client_credentials' || auth?.type === 'smart_launch')
+    change.auth = { ...auth, clientSecret: secret };
+  else if (auth?.type === 'bearer') change.auth = { ...auth, token: secret };
+  else if (auth?.type === 'basic') change.auth = { ...auth, password: secret };
+  return change;
+}
+
 const idOf = (form: Form) => {
   const id = text(form, 'id');
   return UUID.test(id) ? id : null;
@@ -374,6 +459,36 @@ export const actions = {
       return { done: `${promoted.name} is in production now.` };
     } catch (e) {
       return failed(e);
+    }
+  },
+
+  /** Changes a connection in place (the admin API's PATCH); the admin role is checked again here. */
+  change: async ({ locals, params, request }) => {
+    const { tenant, user } = await tenantFor(locals, params.slug, 'configure');
+    const form = await request.formData();
+    const id = idOf(form);
+    if (!id) return fail(400, { message: 'No connection was named.' });
+    const { app } = services();
+    const current = await tenantScope(app.db, tenant.id)
+      .selectFrom('connections')
+      .selectAll()
+      .where('id', '=', id)
+      .where('disabled_at', 'is', null)
+      .executeTakeFirst();
+    if (!current) return fail(404, { message: 'There is no such live connection.', changeOf: id });
+    const parsed = ConnectionChange.safeParse(changeOf(current, form));
+    if (!parsed.success)
+      return fail(400, {
+        changeOf: id,
+        message: `${current.name} was not changed: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      });
+    if (Object.keys(parsed.data).length === 0)
+      return fail(400, { changeOf: id, message: `Nothing was changed in ${current.name}.` });
+    try {
+      const changed = await updateConnection(app, tenant, id, parsed.data, actorOf(user));
+      return { done: `${changed.connection.name} was changed: ${Object.keys(parsed.data).join(', ')}.` };
+    } catch (e) {
+      return failed(e, { changeOf: id });
     }
   },
 
