@@ -26,6 +26,27 @@ export function parseReferenceRange(text: string): ReferenceRange {
   return { low: null, high: null, text: t || null };
 }
 
+/**
+ * Whether a code is a LOINC code by its form and its check digit (LOINC's Mod 10 algorithm, LOINC
+ * Users' Guide appendix: odd positions from the right read as a number and doubled, even positions
+ * prefixed, digits summed, the check digit brings the sum to a multiple of ten).
+ *
+ * @example isLoincCode('2823-3') // true
+ * @example isLoincCode('2823-4') // false: a local code that only looks like one
+ */
+export function isLoincCode(code: string): boolean {
+  const m = /^(\d{1,7})-(\d)$/.exec(code);
+  if (!m) return false;
+  const fromRight = [...m[1]!].reverse();
+  const odd = fromRight.filter((_, i) => i % 2 === 0).join('');
+  const even = fromRight.filter((_, i) => i % 2 === 1).join('');
+  const digits = `${even}${String(Number(odd) * 2)}`;
+  const sum = [...digits].reduce((n, d) => n + Number(d), 0);
+  return (10 - (sum % 10)) % 10 === Number(m[2]);
+}
+
+const LOINC_SYSTEMS = new Set(['http://loinc.org', 'LN']);
+
 /** HL7 table 0078 / v3 ObservationInterpretation codes that mean "critical" whatever the table says. */
 const CRITICAL_SOURCE_FLAGS = new Set(['HH', 'LL', 'AA']);
 
@@ -43,7 +64,9 @@ export interface ObservationFlag {
  * Flags one result: the reference range (the message's own, else `defaultRange`), the sender's
  * abnormal flags, and the critical table with units converted by UCUM. Critical flags from the
  * sender (HH, LL, AA) are critical whatever the table says; a numeric result whose unit cannot be
- * converted to the table's unit needs review and is never silently passed.
+ * converted to the table's unit, or a text value for a test the table has limits for, needs review
+ * and is never silently passed. A code without a code system is read as LOINC when its check digit
+ * says so.
  *
  * @example
  * flagObservation(potassium(6.8, 'mmol/L'), DEFAULT_CRITICAL_TABLE)
@@ -80,10 +103,23 @@ export function flagObservation(
       );
   }
 
+  // A code sent without its system (a CSV without test_system) is read as LOINC when its check
+  // digit says so: a critical potassium must not pass unchecked for want of a column.
+  const unnamedLoinc = !obs.code.system && isLoincCode(obs.code.code);
   const limit =
-    obs.code.system === 'http://loinc.org' || obs.code.system === 'LN'
+    (obs.code.system && LOINC_SYSTEMS.has(obs.code.system)) || unnamedLoinc
       ? criticalTable.find((l) => l.loinc === obs.code.code)
       : undefined;
+  if (limit && unnamedLoinc)
+    reasons.push(`code ${obs.code.code} came without a code system and is read as LOINC (${limit.name})`);
+  if (limit && value === null && !sourceCritical) {
+    // A text value where the table has numeric limits (e.g. "hemolysed", "see note"): a person looks.
+    needsReview = true;
+    critical = null;
+    reasons.push(
+      `"${(obs.textValue ?? '').slice(0, 40)}" is not a number: the critical limits of ${limit.name} cannot be checked`,
+    );
+  }
   if (limit && value !== null) {
     const converted = convertUnit(value, obs.unit, limit.unit, limit.molecularWeight, limit.charge);
     if (converted === null) {

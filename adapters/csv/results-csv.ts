@@ -416,7 +416,7 @@ function readHeader(fields: string[], row: number): Header {
   if (unnamed.length > 0) warnings.push(`column(s) ${unnamed.join(', ')} have no name and were ignored`);
   if (!seen.has('test_system'))
     warnings.push(
-      'there is no test_system column: test codes carry no code system, so LOINC critical limits are not checked',
+      'there is no test_system column: a test code in the form of LOINC with a valid check digit is read as LOINC; any other code is not checked against the critical limits',
     );
   if (seen.has('mrn') && !seen.has('mrn_system'))
     warnings.push(

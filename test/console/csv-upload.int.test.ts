@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
 import { createConsoleUser, signedInPage, waitForHydration } from '../support/console.ts';
-import { admin, startTestLabRelay, type TestLabRelay } from '../support/labrelay.ts';
+import { admin, eventually, startTestLabRelay, type TestLabRelay } from '../support/labrelay.ts';
 
 const HEADER =
   'patient_id,patient_id_system,family_name,given_name,birth_date,order_number,test_code,test_system,test_name,value,unit,reference_range,collected_at';
@@ -105,5 +105,44 @@ describe('CSV upload in the console', () => {
       body: bigCsv(3),
     });
     expect(response.status).toBe(403);
+  });
+
+  test('a CSV without test_system: the page says so, and a critical potassium is still caught by its LOINC check digit', async () => {
+    await admin(lr.baseUrl, 'POST', '/v1/admin/tenants', { slug: 'uploadlab3', name: 'Upload Lab 3' });
+    const rita = await createConsoleUser(lr.baseUrl, {
+      email: 'rita@uploadlab3.example',
+      roles: [{ tenant: 'uploadlab3', role: 'reviewer' }],
+    });
+    const page = await signedInPage(browser, lr.baseUrl, rita.email, rita.password);
+    await page.goto(`${lr.baseUrl}/tenants/uploadlab3/csv`);
+    await waitForHydration(page);
+    const csv = [
+      'patient_id,patient_id_system,family_name,given_name,birth_date,order_number,test_code,test_name,value,unit,reference_range,collected_at',
+      'W-1,urn:uploadlab3,Warn,Wes,1965-05-06,WARN-ORD-1,2823-3,Potassium,7.2,mmol/L,3.5-5.1,2026-12-04T06:00:00Z',
+    ].join('\r\n');
+    await page
+      .getByLabel('CSV file')
+      .setInputFiles({ name: 'no-system.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+    await page.getByRole('button', { name: 'Upload' }).click();
+    const result = page.getByRole('region', { name: 'Result' });
+    await result.waitFor({ timeout: 60_000 });
+    expect(await result.textContent()).toContain('1 of 1 rows accepted; 0 refused.');
+    expect(await result.getByRole('list', { name: 'Warnings' }).textContent()).toContain(
+      'there is no test_system column',
+    );
+
+    const { db } = lr.labrelay.services!;
+    const critical = await eventually(
+      () =>
+        db
+          .selectFrom('critical_results')
+          .innerJoin('tenants', 'tenants.id', 'critical_results.tenant_id')
+          .select('critical_results.finding')
+          .where('tenants.slug', '=', 'uploadlab3')
+          .executeTakeFirst(),
+      60_000,
+      'the potassium to open a critical result',
+    );
+    expect(critical.finding).toMatch(/Potassium.*7\.2 mmol\/L/);
   });
 });

@@ -224,13 +224,30 @@ describe('onboarding a hospital in the console', () => {
     await expect.poll(() => page.getByRole('status').textContent()).toContain('can sign in now as reviewer');
     await page.screenshot({ path: path.join(SCREENSHOTS, 'users.png'), fullPage: true });
     expect(await accessibilityViolations(page)).toEqual([]);
-    // The same address again gives the existing account one more role; both changes are audited with who made them.
+    // A provider role names the provider the person is: with none yet, the page says where to add one.
     await page.getByLabel('E-mail address').fill('rita@roles-lab.example');
     await page.getByLabel('Role', { exact: true }).selectOption('provider');
+    expect(await page.getByText('No providers yet').textContent()).toContain('Critical values');
     await page.getByRole('button', { name: 'Add' }).click();
-    await expect
-      .poll(() => page.getByRole('status').textContent())
-      .toContain('now also has the provider role');
+    await page.getByRole('alert').filter({ hasText: 'Choose which provider this person is.' }).waitFor();
+    const provider = await admin<{ id: string }>(
+      lr.baseUrl,
+      'POST',
+      '/v1/admin/tenants/roles-lab/providers',
+      {
+        name: 'Rita Reviewer',
+        email: 'rita@roles-lab.example',
+        roles: ['ordering'],
+      },
+    );
+    // The same address again gives the existing account one more role; both changes are audited with who made them.
+    await page.reload();
+    await waitForHydration(page);
+    await page.getByLabel('E-mail address').fill('rita@roles-lab.example');
+    await page.getByLabel('Role', { exact: true }).selectOption('provider');
+    await page.getByLabel('Which provider').selectOption({ label: 'Rita Reviewer <rita@roles-lab.example>' });
+    await page.getByRole('button', { name: 'Add' }).click();
+    await page.getByRole('status').filter({ hasText: 'now also has the provider role' }).waitFor();
     const audited = await lr.labrelay
       .services!.db.selectFrom('audit_events')
       .innerJoin('tenants', 'tenants.id', 'audit_events.tenant_id')
@@ -248,7 +265,7 @@ describe('onboarding a hospital in the console', () => {
       {
         actor: `${ADMIN_EMAIL} (console)`,
         action: 'user.role_granted',
-        details: { email: 'rita@roles-lab.example', role: 'provider', providerId: null },
+        details: { email: 'rita@roles-lab.example', role: 'provider', providerId: provider.id },
       },
     ]);
 

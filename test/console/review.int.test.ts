@@ -391,6 +391,11 @@ describe('review queue in a real browser', () => {
     }
     const after = await taskOf('review_result', reportId);
     expect(after.status).toBe('open');
+    // Their role names no provider record yet: the critical board says so rather than showing nothing.
+    await provider.goto(`${lr.baseUrl}/tenants/${SLUG}/critical`);
+    expect(await provider.getByRole('alert').textContent()).toContain(
+      'Your provider role is not linked to a provider',
+    );
     await provider.context().close();
   });
 });

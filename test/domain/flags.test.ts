@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import { DEFAULT_CRITICAL_TABLE } from '../../domain/critical-values.ts';
-import { flagObservation, parseReferenceRange } from '../../domain/flags.ts';
+import { flagObservation, isLoincCode, parseReferenceRange } from '../../domain/flags.ts';
 import type { ObservationResult } from '../../domain/model.ts';
 
 const LOINC = 'http://loinc.org';
@@ -14,7 +14,7 @@ function result(
     range = null as string | null,
     flags = [] as string[],
     comparator = null as string | null,
-    system = LOINC,
+    system = LOINC as string | null,
   } = {},
 ): ObservationResult {
   return {
@@ -326,6 +326,48 @@ describe('flagObservation: critical values from DEFAULT_CRITICAL_TABLE', () => {
   test('checks the table only against LOINC codes', () => {
     expect(flag(result('2823-3', 6.8, 'mmol/L', { system: 'urn:labrelay:local' })).critical).toBe(false);
     expect(flag(result('2823-3', 6.8, 'mmol/L', { system: 'LN' })).critical).toBe(true);
+  });
+
+  test('reads a code sent without a code system as LOINC when its check digit says so (a CSV without test_system)', () => {
+    const potassium = flag(result('2823-3', 7.2, 'mmol/L', { system: null }));
+
+    expect(potassium).toMatchObject({ critical: true, interpretation: 'HH', needsReview: false });
+    expect(potassium.reasons).toContain(
+      'code 2823-3 came without a code system and is read as LOINC (Potassium)',
+    );
+    // A local code that only looks like LOINC (its check digit is wrong) is not read as LOINC.
+    expect(flag(result('2823-4', 7.2, 'mmol/L', { system: null })).critical).toBe(false);
+  });
+
+  test.each(DEFAULT_CRITICAL_TABLE.map((l) => [l.name, l.loinc]))(
+    'knows %s (%s) for a LOINC code by its check digit',
+    (_name, loinc) => {
+      expect(isLoincCode(loinc)).toBe(true);
+      const [number, check] = loinc.split('-');
+      expect(isLoincCode(`${number}-${(Number(check) + 1) % 10}`)).toBe(false);
+    },
+  );
+
+  test.each([['hemolysed'], ['see note'], ['abc']])(
+    'a text value "%s" for a test the table has limits for needs review, critical unknown',
+    (text) => {
+      const f = flag({ ...result('2823-3', null, 'mmol/L'), valueType: 'text', textValue: text });
+
+      expect(f).toMatchObject({ needsReview: true, critical: null });
+      expect(f.reasons).toContain(
+        `"${text}" is not a number: the critical limits of Potassium cannot be checked`,
+      );
+    },
+  );
+
+  test('a text value the sender flagged HH stays critical', () => {
+    const f = flag({
+      ...result('2823-3', null, 'mmol/L', { flags: ['HH'] }),
+      valueType: 'text',
+      textValue: '>10',
+    });
+
+    expect(f.critical).toBe(true);
   });
 
   test.each([

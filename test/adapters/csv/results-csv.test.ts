@@ -229,7 +229,7 @@ describe('readCsvResults: the header', () => {
     expect(batches[0]!.warnings).toEqual([
       'column(s) Specimen Type, lab_site are not LabRelay columns and were ignored',
       'column(s) 5 have no name and were ignored',
-      'there is no test_system column: test codes carry no code system, so LOINC critical limits are not checked',
+      'there is no test_system column: a test code in the form of LOINC with a valid check digit is read as LOINC; any other code is not checked against the critical limits',
     ]);
     expect(batches[1]!.warnings).toEqual([]);
     expect(observations(batches[0]!.results)[0]!.code.system).toBeNull();
@@ -254,7 +254,7 @@ describe('readCsvResults: the header', () => {
         rowsRead: 0,
         warnings: [
           'column(s) extra are not LabRelay columns and were ignored',
-          'there is no test_system column: test codes carry no code system, so LOINC critical limits are not checked',
+          'there is no test_system column: a test code in the form of LOINC with a valid check digit is read as LOINC; any other code is not checked against the critical limits',
         ],
       },
     ]);

@@ -185,6 +185,8 @@ export async function criticalBoard(db: Db, tenant: Tenant, user: ConsoleUser) {
   }
   return {
     providerView: scope !== null,
+    /** A provider role that names no provider record (or one since removed) sees nothing: say why. */
+    unlinked: scope !== null && scope.external_id === null && scope.email === null,
     open: views.filter((v) => v.status !== CRITICAL_STATUS.closed).reverse(),
     closed: views.filter((v) => v.status === CRITICAL_STATUS.closed),
   };

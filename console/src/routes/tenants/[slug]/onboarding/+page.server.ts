@@ -231,7 +231,7 @@ async function addConnection(
   if (!parsed.success)
     return fail(400, {
       direction,
-      message: 'The connection was not created: see the fields marked below.',
+      message: `The connection was not created: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'form'}: ${i.message}`).join('; ')}.`,
       errors: Object.fromEntries(parsed.error.issues.map((i) => [i.path.join('.') || 'form', i.message])),
     });
   const { app, endpoints } = services();

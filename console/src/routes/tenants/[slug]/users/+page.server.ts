@@ -41,6 +41,13 @@ export const actions = {
     const values = { email, name, role: role ?? '' };
     if (!role) return fail(400, { ...values, message: 'Choose a role.' });
     const { db, auth } = services();
+    // A provider sees the critical results addressed to the provider they are: without one, nothing.
+    if (role === 'provider' && !providerId)
+      return fail(400, {
+        ...values,
+        message:
+          'Choose which provider this person is. A provider not in the list is added on the Critical values page first.',
+      });
     if (providerId) {
       const provider = await tenantScope(db, tenant.id)
         .selectFrom('providers')
