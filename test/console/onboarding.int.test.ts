@@ -66,6 +66,12 @@ describe('onboarding a hospital in the console', () => {
       await inbound.getByText('Add a connection to receive orders and results').click();
       await inbound.getByLabel('Name').fill('GenHosp LIS');
       await inbound.getByLabel('Sending facility (MSH-4)').fill('GENHOSP_LAB');
+      // A wrong address in the allowlist is pointed out beside the MLLP fields, nothing created.
+      await inbound.getByLabel(/Allowed addresses/).fill('10.0.0.0/99, banana');
+      await inbound.getByRole('button', { name: 'Add connection' }).click();
+      await inbound.getByRole('alert').filter({ hasText: 'CIDR' }).waitFor();
+      expect(await inbound.textContent()).toContain('None yet.');
+      await inbound.getByLabel(/Allowed addresses/).fill('');
       await inbound.getByRole('button', { name: 'Add connection' }).click();
       const handoff = page.getByRole('region', { name: /Credential handoff/ });
       await handoff.waitFor();
