@@ -38,6 +38,8 @@ export interface ConsoleUser {
   roles: UserRoleView[];
   /** Every form of this session carries it. */
   csrfToken: string;
+  /** Still the password someone else set: the console asks them to change it. */
+  passwordGiven: boolean;
 }
 
 function tokenHash(token: string): string {
@@ -96,6 +98,7 @@ export function createConsoleAuth(db: Kysely<Database>, logger: Logger) {
       platformAdmin: user.platform_admin,
       roles: await rolesOfUser(db, user.id),
       csrfToken,
+      passwordGiven: user.password_given,
     };
   }
 
@@ -159,7 +162,7 @@ export function createConsoleAuth(db: Kysely<Database>, logger: Logger) {
         return { ok: false, field: 'next', message: 'The new password must differ from the current one.' };
       const passwordHash = await hashPassword(next);
       await changeAccount(stored, `${stored.email} (console)`, 'user.password_changed', (trx) =>
-        setPassword(trx, stored.id, passwordHash),
+        setPassword(trx, stored.id, passwordHash, false),
       );
       logger.info({ event: 'console.password_changed', userId: user.id }, 'console password changed');
       return { ok: true, ...(await openSession(user.id)) };
@@ -176,7 +179,7 @@ export function createConsoleAuth(db: Kysely<Database>, logger: Logger) {
       if (problem) throw new AppError('invalid_request', problem);
       const passwordHash = await hashPassword(password);
       await changeAccount(user, actor, 'user.password_reset', (trx) =>
-        setPassword(trx, user.id, passwordHash),
+        setPassword(trx, user.id, passwordHash, true),
       );
       failures.delete(user.email);
       return (await findUser(db, userId))!;

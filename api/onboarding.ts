@@ -24,7 +24,7 @@ export function sampleHl7(slug: string, controlId = 'MSG0001'): string {
   ].join('\r');
 }
 
-/** The same result as a FHIR R4 transaction Bundle. */
+/** A potassium like the HL7 sample's, as a FHIR R4 transaction Bundle; a report of its own order. */
 export function sampleFhirBundle(slug: string, id = 'MSG0001'): Record<string, unknown> {
   const system = `urn:labrelay:${slug}:mrn`;
   return {

@@ -522,6 +522,8 @@ export interface UsersTable {
   platform_admin: Generated<boolean>;
   created_at: Timestamp;
   password_changed_at: Timestamp;
+  /** The password was set by someone else (first password, reset): the person is asked to change it. */
+  password_given: Generated<boolean>;
   disabled_at: NullableTimestamp;
 }
 

@@ -215,11 +215,19 @@ export async function deleteEndedSessions(db: Db, now: Date): Promise<void> {
   await db.deleteFrom('console_sessions').where('expires_at', '<', now).execute();
 }
 
-/** A new password ends every session of the person (findLiveSession compares the times). */
-export async function setPassword(db: Db, userId: string, passwordHash: string): Promise<void> {
+/**
+ * A new password ends every session of the person (findLiveSession compares the times). `given`:
+ * someone else set it (a reset), so the person is asked to change it.
+ */
+export async function setPassword(
+  db: Db,
+  userId: string,
+  passwordHash: string,
+  given: boolean,
+): Promise<void> {
   await db
     .updateTable('users')
-    .set({ password_hash: passwordHash, password_changed_at: new Date() })
+    .set({ password_hash: passwordHash, password_changed_at: new Date(), password_given: given })
     .where('id', '=', userId)
     .execute();
   await db.deleteFrom('console_sessions').where('user_id', '=', userId).execute();

@@ -58,7 +58,9 @@ export function passwordProblem(password: string, email: string): string | null 
   if (password.length > PASSWORD_MAX) return `a password has at most ${PASSWORD_MAX} characters`;
   const name = email.toLowerCase().split('@')[0] ?? '';
   if (name.length >= 4 && password.toLowerCase().includes(name))
-    return 'a password must not contain the e-mail address';
+    return `a password must not contain the name of the e-mail address ("${name}")`;
+  // Long but guessable: one character over and over, or only a couple of them (aaaaaaaaaaaa, abababababab).
+  if (new Set(password.toLowerCase()).size < 5) return 'a password needs at least 5 different characters';
   return null;
 }
 

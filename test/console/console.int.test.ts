@@ -185,6 +185,9 @@ describe('console in a real browser', () => {
     const elsewhere = await signedInPage(browser, lr.baseUrl, person.email, first);
     const page = await signedInPage(browser, lr.baseUrl, person.email, first);
 
+    // A first password from an admin: every page asks for a new one until it is changed.
+    const given = page.getByText('You are signed in with a password someone gave you.');
+    expect(await given.count()).toBe(1);
     await page.getByRole('link', { name: /nora@acct-lab\.example/ }).click();
     await page.getByRole('heading', { name: 'Your account' }).waitFor();
     await waitForHydration(page);
@@ -203,6 +206,7 @@ describe('console in a real browser', () => {
     await page.getByRole('alert').filter({ hasText: 'differ' }).waitFor();
     await change(first, 'a brand new passphrase 2026');
     await page.getByRole('status').filter({ hasText: 'Your password is changed.' }).waitFor();
+    expect(await given.count()).toBe(0);
     await page.screenshot({ path: path.join(SCREENSHOTS, 'account.png'), fullPage: true });
     expect(await accessibilityViolations(page)).toEqual([]);
 
@@ -230,6 +234,7 @@ describe('console in a real browser', () => {
     expect(new URL(page.url()).pathname).toBe('/login');
     await signIn(page, lr.baseUrl, person.email, 'a password the admin gave 2026');
     expect(new URL(page.url()).pathname).toBe('/');
+    expect(await given.count()).toBe(1);
 
     // Leaving: disabled, signed out at once, and cannot sign in until enabled again.
     expect(

@@ -9,6 +9,7 @@ export const load = (({ locals }) => {
           name: user.name,
           email: user.email,
           platformAdmin: user.platformAdmin,
+          passwordGiven: user.passwordGiven,
           roles: user.roles.map((r) => ({
             tenantSlug: r.tenantSlug,
             tenantName: r.tenantName,

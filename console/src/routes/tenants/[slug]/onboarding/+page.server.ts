@@ -456,7 +456,9 @@ export const actions = {
         actorOf(user),
         optional(form, 'note') ?? null,
       );
-      return { done: `${promoted.name} is in production now.` };
+      return {
+        done: `${promoted.name} is in production now. Results sent with a sandbox key (lr_test_) still go to the sandbox only: issue a production key for the hospital's live system.`,
+      };
     } catch (e) {
       return failed(e);
     }
