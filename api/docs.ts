@@ -142,7 +142,18 @@ export function registerTenantRoutes(app: OpenAPIHono<AppEnv>): void {
       'Good rows are accepted, bad rows are answered with their row number (the header is row 1) and reason. BOM, CRLF and quoted fields are read.',
     request: {
       params: z.object({ slug }),
-      body: { content: { 'text/csv': { schema: z.string() } }, required: true },
+      body: {
+        content: {
+          'text/csv': {
+            schema: z.string().openapi({
+              example:
+                'patient_id,patient_id_system,family_name,given_name,birth_date,order_number,test_code,test_system,test_name,value,unit,reference_range,collected_at\r\n' +
+                'MRN-1,urn:oid:1.2.3,Doe,Jane,1980-01-15,ORD-1,2823-3,LN,Potassium,4.1,mmol/L,3.5-5.1,2026-11-22T07:00:00Z\r\n',
+            }),
+          },
+        },
+        required: true,
+      },
     },
     responses: {
       202: {
@@ -152,10 +163,30 @@ export function registerTenantRoutes(app: OpenAPIHono<AppEnv>): void {
             .object({
               messageId: z.string().uuid(),
               accepted: z.number().int(),
+              rowsRead: z.number().int(),
               rejected: z.array(z.object({ row: z.number().int(), message: z.string() })),
               rejectedCount: z.number().int(),
+              warnings: z
+                .array(z.string())
+                .openapi({ description: 'About the file as a whole, e.g. a column missing or unknown' }),
             })
             .openapi('CsvAnswer'),
+        ),
+      },
+    },
+  });
+  r.registerPath({
+    method: 'get',
+    path: '/v1/t/{slug}/csv/columns',
+    summary: 'The CSV columns LabRelay reads, with what each means',
+    request: { params: z.object({ slug }) },
+    responses: {
+      200: {
+        description: 'Columns',
+        content: jsonBody(
+          z.object({
+            columns: z.array(z.object({ name: z.string(), description: z.string() }).passthrough()),
+          }),
         ),
       },
     },

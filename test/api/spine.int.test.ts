@@ -579,11 +579,19 @@ describe('API reference', () => {
       '/v1/t/{slug}/fhir',
       '/v1/t/{slug}/results',
       '/v1/t/{slug}/csv',
+      '/v1/t/{slug}/csv/columns',
       '/v1/t/{slug}/documents',
       '/v1/t/{slug}/orders',
     ]) {
       expect(Object.keys(spec.paths)).toContain(path);
     }
+    // Every route the admin API serves for connections and users is in the reference, PATCH too.
+    expect(Object.keys(spec.paths['/v1/admin/tenants/{slug}/connections/{id}'])).toEqual(
+      expect.arrayContaining(['patch', 'delete']),
+    );
+    expect(spec.paths['/v1/t/{slug}/csv'].post.requestBody.content['text/csv'].schema.example).toMatch(
+      /^patient_id,/,
+    );
     const docs = await fetch(`${lr.baseUrl}/docs`);
     expect(docs.status).toBe(200);
     const page = await docs.text();
