@@ -884,8 +884,11 @@ function contentHash(report: Report, observations: Observation[]): string {
   return createHash('sha256').update(JSON.stringify(content)).digest('hex');
 }
 
+/** How a result is named to people: as sent, else by the analyte its LOINC code stands for. */
 function nameOf(o: Observation): string {
-  return o.code.display ?? o.code.code;
+  if (o.code.display) return o.code.display;
+  const known = DEFAULT_CRITICAL_TABLE.find((l) => l.loinc === o.code.code);
+  return known ? `${known.name} (${o.code.code})` : o.code.code;
 }
 
 function findingOf(o: Observation, flag: ObservationFlag): string {
