@@ -18,7 +18,7 @@ import {
   setUserDisabled,
   type UserRoleView,
 } from '../db/users.ts';
-import { normaliseEmail, passwordProblem, type ConsoleRole } from '../domain/console-access.ts';
+import { normaliseEmail, passwordProblem, roleProblem, type ConsoleRole } from '../domain/console-access.ts';
 import { AppError } from './errors.ts';
 import { hashPassword, verifyPassword } from './security/passwords.ts';
 
@@ -226,6 +226,13 @@ export function createConsoleAuth(db: Kysely<Database>, logger: Logger) {
         throw new AppError('invalid_request', `${JSON.stringify(input.email)} is not an e-mail address`);
       const problem = passwordProblem(input.password, email);
       if (problem) throw new AppError('invalid_request', problem);
+      for (const [i, r] of input.roles.entries()) {
+        const refused = roleProblem(r.role, r.providerId);
+        if (refused)
+          throw new AppError('invalid_request', refused, [
+            { path: `roles.${i}.providerId`, message: refused },
+          ]);
+      }
       const passwordHash = await hashPassword(input.password);
       return db.transaction().execute(async (trx) => {
         if (await findUserByEmail(trx, email))

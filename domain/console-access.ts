@@ -48,6 +48,16 @@ export function mayAct(principal: ConsolePrincipal, tenantId: string, action: Co
   return principal.roles.some((r) => r.tenantId === tenantId && ALLOWED[action].includes(r.role));
 }
 
+/**
+ * Why a role cannot be given as asked, or null: a provider role names the provider record the
+ * person is (it decides which critical results they see), so it cannot be given without one.
+ */
+export function roleProblem(role: ConsoleRole, providerId: string | null | undefined): string | null {
+  if (role === CONSOLE_ROLE.provider && !providerId)
+    return 'a provider role names the provider the person is: give providerId (add the provider first)';
+  return null;
+}
+
 /** The shortest password we take, and the longest (argon2 input stays bounded). */
 export const PASSWORD_MIN = 12;
 export const PASSWORD_MAX = 256;

@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
-import { createConsoleUser, signedInPage, waitForHydration } from '../support/console.ts';
+import { createConsoleUser, createProviderUser, signedInPage, waitForHydration } from '../support/console.ts';
 import { admin, eventually, startTestLabRelay, type TestLabRelay } from '../support/labrelay.ts';
 
 const HEADER =
@@ -84,9 +84,9 @@ describe('CSV upload in the console', () => {
 
   test('a provider cannot upload: the page and the upload endpoint refuse', async () => {
     await admin(lr.baseUrl, 'POST', '/v1/admin/tenants', { slug: 'uploadlab2', name: 'Upload Lab 2' });
-    const pat = await createConsoleUser(lr.baseUrl, {
+    const pat = await createProviderUser(lr.baseUrl, {
       email: 'pat@uploadlab2.example',
-      roles: [{ tenant: 'uploadlab2', role: 'provider' }],
+      tenant: 'uploadlab2',
     });
     const page = await signedInPage(browser, lr.baseUrl, pat.email, pat.password);
     await page.goto(`${lr.baseUrl}/tenants/uploadlab2/csv`);

@@ -6,10 +6,11 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { basicMetabolicPanel } from '../fixtures/hl7.ts';
 import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
-import { createConsoleUser, signedInPage, waitForHydration } from '../support/console.ts';
+import { createProviderUser, signedInPage, waitForHydration } from '../support/console.ts';
 import {
   ADMIN_EMAIL,
   ADMIN_PASSWORD,
+  ADMIN_TOKEN,
   admin,
   postHl7,
   startTestLabRelay,
@@ -317,9 +318,22 @@ describe('onboarding a hospital in the console', () => {
       200,
     );
     expect(JSON.stringify(credentials)).not.toContain('sneaky');
-    await createConsoleUser(lr.baseUrl, {
-      email: 'pat@roles-lab.example',
-      roles: [{ tenant: 'roles-lab', role: 'provider' }],
+    // The admin API holds to the same rule as the users page: a provider role names a provider.
+    const unnamed = await fetch(`${lr.baseUrl}/v1/admin/users`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        email: 'pat@roles-lab.example',
+        name: 'Pat',
+        password: 'a long provider passphrase',
+        roles: [{ tenant: 'roles-lab', role: 'provider' }],
+      }),
     });
+    expect(unnamed.status).toBe(400);
+    expect(((await unnamed.json()) as { error: { message: string } }).error.message).toContain(
+      'give providerId',
+    );
+    const pat = await createProviderUser(lr.baseUrl, { email: 'pat@roles-lab.example', tenant: 'roles-lab' });
+    expect(pat.providerId).toMatch(/^[0-9a-f-]{36}$/);
   });
 });

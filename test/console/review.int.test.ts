@@ -3,7 +3,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { accessibilityViolations } from '../support/a11y.ts';
 import { launchChromium, SCREENSHOTS } from '../support/browser.ts';
-import { createConsoleUser, signedInPage, waitForHydration } from '../support/console.ts';
+import { createConsoleUser, createProviderUser, signedInPage, waitForHydration } from '../support/console.ts';
 import {
   admin,
   createTenantWithCredential,
@@ -62,6 +62,7 @@ describe('review queue in a real browser', () => {
   let browser: Browser;
   let cred: TenantCredential;
   let reviewer: Page;
+  let providerId: string;
 
   beforeAll(async () => {
     lr = await startTestLabRelay('pglite', { console: true });
@@ -86,11 +87,8 @@ describe('review queue in a real browser', () => {
       password: PASSWORD,
       roles: [{ tenant: SLUG, role: 'reviewer' }],
     });
-    await createConsoleUser(lr.baseUrl, {
-      email: PROVIDER,
-      password: PASSWORD,
-      roles: [{ tenant: SLUG, role: 'provider' }],
-    });
+    providerId = (await createProviderUser(lr.baseUrl, { email: PROVIDER, password: PASSWORD, tenant: SLUG }))
+      .providerId;
     reviewer = await signedInPage(browser, lr.baseUrl, REVIEWER, PASSWORD);
   }, 120_000);
   afterAll(async () => {
@@ -391,7 +389,8 @@ describe('review queue in a real browser', () => {
     }
     const after = await taskOf('review_result', reportId);
     expect(after.status).toBe('open');
-    // Their role names no provider record yet: the critical board says so rather than showing nothing.
+    // Their provider record removed (they left the practice): the critical board says why it shows nothing.
+    await admin(lr.baseUrl, 'DELETE', `/v1/admin/tenants/${SLUG}/providers/${providerId}`, undefined, 204);
     await provider.goto(`${lr.baseUrl}/tenants/${SLUG}/critical`);
     expect(await provider.getByRole('alert').textContent()).toContain(
       'Your provider role is not linked to a provider',

@@ -25,6 +25,34 @@ export async function createConsoleUser(
 }
 
 /**
+ * A provider as a tenant has them: the provider record (the admin API's providers), then a console
+ * user whose provider role names it.
+ */
+export async function createProviderUser(
+  baseUrl: string,
+  input: { email: string; name?: string; password?: string; tenant: string },
+): Promise<{ id: string; email: string; password: string; providerId: string }> {
+  const name = input.name ?? input.email.split('@')[0]!;
+  const provider = await admin<{ id: string }>(
+    baseUrl,
+    'POST',
+    `/v1/admin/tenants/${input.tenant}/providers`,
+    {
+      name,
+      email: input.email,
+      roles: ['ordering'],
+    },
+  );
+  const user = await createConsoleUser(baseUrl, {
+    email: input.email,
+    name,
+    ...(input.password ? { password: input.password } : {}),
+    roles: [{ tenant: input.tenant, role: 'provider', providerId: provider.id }],
+  });
+  return { ...user, providerId: provider.id };
+}
+
+/**
  * Waits until the console's page has hydrated (the root layout marks it): typing into a field
  * before then can be undone by hydration.
  */

@@ -40,6 +40,7 @@ async function providerScope(db: Db, tenant: Tenant, user: ConsoleUser) {
     .selectFrom('providers')
     .select(['external_id', 'email'])
     .where('id', '=', providerId)
+    .where('disabled_at', 'is', null)
     .executeTakeFirst();
   // A link to a provider of another tenant, or one removed: nothing to show rather than everything.
   return provider ?? { external_id: null, email: null };

@@ -3,7 +3,12 @@ import { AppError } from '../../../../../../api/errors.ts';
 import { appendAudit } from '../../../../../../db/audit.ts';
 import { tenantScope } from '../../../../../../db/tenant-scope.ts';
 import { findUserByEmail, grantRole, revokeRole, usersOfTenant } from '../../../../../../db/users.ts';
-import { CONSOLE_ROLES, normaliseEmail, type ConsoleRole } from '../../../../../../domain/console-access.ts';
+import {
+  CONSOLE_ROLES,
+  normaliseEmail,
+  roleProblem,
+  type ConsoleRole,
+} from '../../../../../../domain/console-access.ts';
 import { actorOf, tenantFor } from '../../../../lib/server/access.ts';
 import { services } from '../../../../lib/server/services.ts';
 import type { Actions, PageServerLoad } from './$types';
@@ -42,7 +47,7 @@ export const actions = {
     if (!role) return fail(400, { ...values, message: 'Choose a role.' });
     const { db, auth } = services();
     // A provider sees the critical results addressed to the provider they are: without one, nothing.
-    if (role === 'provider' && !providerId)
+    if (roleProblem(role, providerId))
       return fail(400, {
         ...values,
         message:
