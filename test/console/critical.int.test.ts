@@ -205,7 +205,7 @@ describe('critical board and critical values in a real browser', () => {
     const acknowledged = await boardRow(page, 'MRN-C1', /acknowledged — patient contact/);
     const done = (await acknowledged.textContent()) ?? '';
     expect(done).toContain(`by ${WELBY}`);
-    expect(done).toMatch(/read-back did not match.*welby@stmarys\.example — acknowledged/s);
+    expect(done).toMatch(/read-back did not match.*Marcus Welby <welby@stmarys\.example> — acknowledged/s);
     expect(done).toMatch(/\d+:\d\d to acknowledge/);
 
     // A second critical, acknowledged by phone from the console by a reviewer, read-back checked.

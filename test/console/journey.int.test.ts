@@ -341,7 +341,7 @@ describe('a new user’s journey through the console', () => {
     expect(acknowledged).toContain(`by ${PROVIDER.email}`);
     expect(acknowledged).toMatch(/\d+:\d\d to acknowledge/);
     expect(acknowledged).toContain('Done (e-mail with signed link, read-back confirmed)');
-    expect(acknowledged).toMatch(/welby@northside\.example — acknowledged/);
+    expect(acknowledged).toMatch(/Marcus Welby <welby@northside\.example> — acknowledged/);
     await record(admin, 'critical-board-acknowledged');
 
     // 8. The message log: delivered, and its timeline from receipt to release.

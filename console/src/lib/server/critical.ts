@@ -60,6 +60,14 @@ function concerns(
 }
 
 async function describe(db: Db, tenant: Tenant, row: CriticalResult, attempts: CriticalAttempt[]) {
+  // A notification names the provider ("Name <address>"), an acknowledgement only the address:
+  // the board shows one person one way.
+  const named = new Map(
+    attempts.flatMap((a) => {
+      const m = /^(.*) <([^>]+)>$/.exec(a.recipient ?? '');
+      return m ? [[m[2]!.toLowerCase(), a.recipient!] as const] : [];
+    }),
+  );
   const report = await findReport(db, tenant.id, row.report_id);
   const observation = (await findObservationsOfReports(db, tenant.id, [row.report_id])).find(
     (o) => o.id === row.observation_id,
@@ -146,7 +154,7 @@ async function describe(db: Db, tenant: Tenant, row: CriticalResult, attempts: C
       target: a.target,
       step: a.step + (a.target === 'provider' ? 1 : 0),
       role: a.role ? (ROLE_LABEL[a.role] ?? a.role) : null,
-      recipient: a.recipient,
+      recipient: a.recipient ? (named.get(a.recipient.toLowerCase()) ?? a.recipient) : null,
       channel: a.channel,
       outcome: a.outcome,
       detail: a.detail,
