@@ -32,7 +32,7 @@ import { EXTRACTION_STATUS } from '../db/documents.ts';
 import { DEFAULT_CRITICAL_TABLE, type CriticalLimit } from '../domain/critical-values.ts';
 import { CRITICAL_STATUS } from '../domain/escalation.ts';
 import { DEFAULT_DELTA_THRESHOLDS, deltaCheck } from '../domain/delta-check.ts';
-import { flagObservation, type ObservationFlag } from '../domain/flags.ts';
+import { flagObservation, isLoincCode, type ObservationFlag } from '../domain/flags.ts';
 import {
   RESULT_STATUS,
   type ObservationResult,
@@ -597,10 +597,11 @@ export function createOrderActivities({ db, logger }: ActivityDeps) {
     ): Promise<{ taskId: string; agingMinutes: number }> {
       const report = await loadReport(db, ref);
       const tenant = await loadTenant(db, ref.tenantId);
-      // A report with a critical value is the most urgent thing a reviewer has: stat, whatever
+      // A report with a critical value, or one that could not be checked, is the most urgent thing a reviewer has: stat, whatever
       // priority the rules gave (the critical result is told to the provider meanwhile).
+      // Undecided (null: a value the critical limits could not be checked against) counts as critical.
       const critical = (await findObservationsOfReports(db, ref.tenantId, [ref.reportId])).some(
-        (o) => o.critical,
+        (o) => o.critical !== false,
       );
       const reason = ref.reasons.join('; ') || 'the routing rules require review';
       const { task } = await db.transaction().execute(async (trx) => {
@@ -884,10 +885,13 @@ function contentHash(report: Report, observations: Observation[]): string {
   return createHash('sha256').update(JSON.stringify(content)).digest('hex');
 }
 
+const LOINC_NAMES = new Set(['http://loinc.org', 'LN', 'LNC', 'LOINC', 'urn:oid:2.16.840.1.113883.6.1']);
+
 /** How a result is named to people: as sent, else by the analyte its LOINC code stands for. */
 function nameOf(o: Observation): string {
   if (o.code.display) return o.code.display;
-  const known = DEFAULT_CRITICAL_TABLE.find((l) => l.loinc === o.code.code);
+  const loinc = o.code.system ? LOINC_NAMES.has(o.code.system) : isLoincCode(o.code.code);
+  const known = loinc ? DEFAULT_CRITICAL_TABLE.find((l) => l.loinc === o.code.code) : undefined;
   return known ? `${known.name} (${o.code.code})` : o.code.code;
 }
 

@@ -316,10 +316,56 @@ export async function updateConnection(
       checked.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '),
       checked.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
     );
+  // Credentials kept for an old address would go to the new one: a new address takes them again.
+  const where = (e: unknown) => {
+    const x = e as { url?: string; host?: string; port?: number } | null;
+    if (!x) return null;
+    if (x.url) return new URL(x.url).origin;
+    return `${x.host}:${x.port}`;
+  };
+  if (
+    change.endpoint &&
+    !change.auth &&
+    current.auth_encrypted &&
+    where(change.endpoint) !== where(current.endpoint)
+  )
+    throw new AppError(
+      'invalid_request',
+      'a new address takes its authentication again: give auth with the endpoint, so no stored secret goes to a new host',
+      [{ path: 'auth', message: 'required when the endpoint moves to another host' }],
+    );
   const { auth, publicKeys } = change.auth
     ? await outboundAuthOf(change.auth)
     : { auth: undefined, publicKeys: null };
   const connection = await db.transaction().execute(async (trx) => {
+    // Changed by someone else since it was read: refused rather than merged over a stale read.
+    const locked = await tenantScope(trx, tenant.id)
+      .selectFrom('connections')
+      .selectAll()
+      .where('id', '=', id)
+      .forUpdate()
+      .executeTakeFirst();
+    if (
+      locked &&
+      JSON.stringify([
+        locked.name,
+        locked.endpoint,
+        locked.settings,
+        locked.auth_encrypted,
+        locked.mllp_sending_facility,
+      ]) !==
+        JSON.stringify([
+          current.name,
+          current.endpoint,
+          current.settings,
+          current.auth_encrypted,
+          current.mllp_sending_facility,
+        ])
+    )
+      throw new AppError(
+        'conflict',
+        `connection ${current.name} was changed meanwhile: read it again and retry`,
+      );
     const updated = await tenantScope(trx, tenant.id)
       .updateTable('connections')
       .set({

@@ -75,6 +75,8 @@ export function createConsoleAuth(db: Kysely<Database>, logger: Logger) {
           details: { email: user.email },
         });
     });
+    // Also logged: a platform administrator with no tenant role has no tenant chain to audit in.
+    logger.info({ event: `console.${action}`, userId: user.id, actor }, 'console account changed');
   }
 
   async function openSession(userId: string): Promise<{ token: string; maxAgeSeconds: number }> {

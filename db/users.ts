@@ -227,7 +227,8 @@ export async function setPassword(
 ): Promise<void> {
   await db
     .updateTable('users')
-    .set({ password_hash: passwordHash, password_changed_at: new Date(), password_given: given })
+    // The database's clock, as for the sessions it is compared with.
+    .set({ password_hash: passwordHash, password_changed_at: sql<Date>`now()`, password_given: given })
     .where('id', '=', userId)
     .execute();
   await db.deleteFrom('console_sessions').where('user_id', '=', userId).execute();

@@ -45,7 +45,7 @@ export function isLoincCode(code: string): boolean {
   return (10 - (sum % 10)) % 10 === Number(m[2]);
 }
 
-const LOINC_SYSTEMS = new Set(['http://loinc.org', 'LN']);
+const LOINC_SYSTEMS = new Set(['http://loinc.org', 'LN', 'LNC', 'LOINC', 'urn:oid:2.16.840.1.113883.6.1']);
 
 /** HL7 table 0078 / v3 ObservationInterpretation codes that mean "critical" whatever the table says. */
 const CRITICAL_SOURCE_FLAGS = new Set(['HH', 'LL', 'AA']);
@@ -86,15 +86,27 @@ export function flagObservation(
   if (sourceCritical) reasons.push(`the sender flagged it ${sourceCritical}`);
 
   let rangeDirection: 'low' | 'high' | 'normal' | null = null;
-  const value = obs.valueType === OBSERVATION_VALUE_TYPE.quantity ? obs.numericValue : null;
+  // A bounded value sent as text (HL7 ST ">10", FHIR valueString "<0.5") is read as its number.
+  const bounded =
+    obs.valueType !== OBSERVATION_VALUE_TYPE.quantity
+      ? /^\s*(<=|>=|<|>)?\s*([+-]?(?:\d+\.?\d*|\.\d+))\s*$/.exec(obs.textValue ?? '')
+      : null;
+  const value =
+    obs.valueType === OBSERVATION_VALUE_TYPE.quantity
+      ? obs.numericValue
+      : bounded
+        ? Number(bounded[2])
+        : null;
+  const comparator =
+    obs.valueType === OBSERVATION_VALUE_TYPE.quantity ? obs.comparator : (bounded?.[1] ?? null);
   const range =
     obs.referenceRange && (obs.referenceRange.low !== null || obs.referenceRange.high !== null)
       ? obs.referenceRange
       : defaultRange;
   if (value !== null && range) {
-    if (range.low !== null && (value < range.low || (value === range.low && obs.comparator === '<')))
+    if (range.low !== null && (value < range.low || (value === range.low && comparator === '<')))
       rangeDirection = 'low';
-    else if (range.high !== null && (value > range.high || (value === range.high && obs.comparator === '>')))
+    else if (range.high !== null && (value > range.high || (value === range.high && comparator === '>')))
       rangeDirection = 'high';
     else rangeDirection = 'normal';
     if (rangeDirection !== 'normal')
@@ -112,7 +124,7 @@ export function flagObservation(
       : undefined;
   if (limit && unnamedLoinc)
     reasons.push(`code ${obs.code.code} came without a code system and is read as LOINC (${limit.name})`);
-  if (limit && value === null && !sourceCritical) {
+  if (limit && value === null && !sourceCritical && (obs.textValue ?? '').trim() !== '') {
     // A text value where the table has numeric limits (e.g. "hemolysed", "see note"): a person looks.
     needsReview = true;
     critical = null;
@@ -130,14 +142,19 @@ export function flagObservation(
       );
     } else if (
       limit.low !== null &&
-      (converted < limit.low || (converted === limit.low && obs.comparator === '<'))
+      // ">2" says the value is above 2: it is never critically low on that account.
+      comparator !== '>' &&
+      comparator !== '>=' &&
+      (converted < limit.low || (converted === limit.low && comparator === '<'))
     ) {
       critical = true;
       criticalDirection = 'low';
       reasons.push(`below critical low ${limit.low} ${limit.unit}`);
     } else if (
       limit.high !== null &&
-      (converted > limit.high || (converted === limit.high && obs.comparator === '>'))
+      comparator !== '<' &&
+      comparator !== '<=' &&
+      (converted > limit.high || (converted === limit.high && comparator === '>'))
     ) {
       critical = true;
       criticalDirection = 'high';

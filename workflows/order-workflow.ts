@@ -108,7 +108,10 @@ export async function orderWorkflow(input: OrderWorkflowInput): Promise<OrderSta
     if (seen.has(reportId)) {
       // A report taken once is taken again only when it failed for good and someone re-processes
       // it (having fixed the cause); one still in progress, or done, is left as it is.
-      const failed = state.failed.includes(reportId) && state.reports[reportId] === 'done';
+      const failed =
+        state.failed.includes(reportId) &&
+        state.reports[reportId] === 'done' &&
+        !state.released.includes(reportId);
       if (!failed || !patched('reprocess-failed-report')) return;
       state.failed = state.failed.filter((id) => id !== reportId);
     }

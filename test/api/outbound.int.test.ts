@@ -283,6 +283,14 @@ describe('outbound delivery', () => {
     // The hospital moves its FHIR server: the next result goes to the new address.
     const moved = await startFhirServer();
     try {
+      // The stored client secret never follows the connection to a new host unless given again.
+      const kept = await fetch(`${lr.baseUrl}${path}`, {
+        method: 'PATCH',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ endpoint: { url: moved.baseUrl } }),
+      });
+      expect(kept.status).toBe(400);
+      expect(await kept.text()).toContain('a new address takes its authentication again');
       await admin(
         lr.baseUrl,
         'PATCH',

@@ -360,6 +360,38 @@ describe('flagObservation: critical values from DEFAULT_CRITICAL_TABLE', () => {
     },
   );
 
+  test.each([
+    ['>10', true, 'HH'],
+    ['<1.5', true, 'LL'],
+    ['>2', false, 'N'],
+    ['<7', false, 'N'],
+  ] as const)(
+    'a bounded value sent as text, "%s", is read as its number and its bound',
+    (text, critical, interpretation) => {
+      const f = flag({
+        ...result('2823-3', null, 'mmol/L', { range: '3.5-5.1' }),
+        valueType: 'text',
+        textValue: text,
+      });
+
+      expect(f).toMatchObject({ critical, needsReview: false });
+      if (critical) expect(f.interpretation).toBe(interpretation);
+    },
+  );
+
+  test('an empty value (a result not yet done or cancelled) is not sent to review', () => {
+    const f = flag({ ...result('2823-3', null, 'mmol/L'), valueType: 'text', textValue: '' });
+
+    expect(f).toMatchObject({ needsReview: false, critical: false });
+  });
+
+  test.each([['LNC'], ['LOINC'], ['urn:oid:2.16.840.1.113883.6.1']])(
+    'reads the code system %s as LOINC',
+    (system) => {
+      expect(flag(result('2823-3', 6.8, 'mmol/L', { system })).critical).toBe(true);
+    },
+  );
+
   test('a text value the sender flagged HH stays critical', () => {
     const f = flag({
       ...result('2823-3', null, 'mmol/L', { flags: ['HH'] }),
