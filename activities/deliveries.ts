@@ -9,7 +9,7 @@ import {
 import { MllpClientPool } from '../adapters/hl7v2/mllp-client.ts';
 import { toOruR01 } from '../adapters/hl7v2/oru-out.ts';
 import { TOKEN_REQUEST_TIMEOUT_MS, TokenError, TokenProvider } from '../adapters/oauth/token-client.ts';
-import { openSecret } from '../adapters/crypto/secret-box.ts';
+import { openConnectionAuth, openConnectionSecret } from '../adapters/crypto/secret-box.ts';
 import { signBody } from '../adapters/crypto/signature.ts';
 import {
   DELIVERY_STATUS,
@@ -151,10 +151,7 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
   }
 
   function authOf(connection: Connection): OutboundAuth {
-    if (!connection.auth_encrypted) return { type: 'none' };
-    return JSON.parse(
-      openSecret(masterKey, connection.auth_encrypted, `connection/${connection.id}`),
-    ) as OutboundAuth;
+    return openConnectionAuth(masterKey, connection) ?? { type: 'none' };
   }
 
   /** POSTs a body; 2xx answers, 408/429/5xx and network failures are retried, other 4xx are not. */
@@ -253,8 +250,8 @@ export function createDeliveryActivities({ db, logger, masterKey }: ActivityDeps
       // by a person is a new send with its own key, which the receiver must not discard.
       'idempotency-key': `${delivery.id}/${delivery.sends}`,
     };
-    if (connection.secret_encrypted) {
-      const secret = openSecret(masterKey, connection.secret_encrypted, `connection/${connection.id}/secret`);
+    const secret = openConnectionSecret(masterKey, connection);
+    if (secret) {
       headers['labrelay-signature'] = signBody(secret, payload, Math.floor(Date.now() / 1000));
     }
     const answer = await post(connection, endpointUrl(connection), payload, headers);

@@ -32,7 +32,7 @@ import { EXTRACTION_STATUS } from '../db/documents.ts';
 import { DEFAULT_CRITICAL_TABLE, type CriticalLimit } from '../domain/critical-values.ts';
 import { CRITICAL_STATUS } from '../domain/escalation.ts';
 import { DEFAULT_DELTA_THRESHOLDS, deltaCheck } from '../domain/delta-check.ts';
-import { flagObservation, isLoincCode, type ObservationFlag } from '../domain/flags.ts';
+import { flagObservation, isLoincCoding, type ObservationFlag } from '../domain/flags.ts';
 import {
   RESULT_STATUS,
   type ObservationResult,
@@ -885,13 +885,12 @@ function contentHash(report: Report, observations: Observation[]): string {
   return createHash('sha256').update(JSON.stringify(content)).digest('hex');
 }
 
-const LOINC_NAMES = new Set(['http://loinc.org', 'LN', 'LNC', 'LOINC', 'urn:oid:2.16.840.1.113883.6.1']);
-
 /** How a result is named to people: as sent, else by the analyte its LOINC code stands for. */
 function nameOf(o: Observation): string {
   if (o.code.display) return o.code.display;
-  const loinc = o.code.system ? LOINC_NAMES.has(o.code.system) : isLoincCode(o.code.code);
-  const known = loinc ? DEFAULT_CRITICAL_TABLE.find((l) => l.loinc === o.code.code) : undefined;
+  const known = isLoincCoding(o.code)
+    ? DEFAULT_CRITICAL_TABLE.find((l) => l.loinc === o.code.code)
+    : undefined;
   return known ? `${known.name} (${o.code.code})` : o.code.code;
 }
 

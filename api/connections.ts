@@ -10,7 +10,7 @@ import type { OutboundAuth } from '../domain/outbound.ts';
 import type { Services } from './env.ts';
 import { AppError } from './errors.ts';
 import { Ip } from './routes/openapi-common.ts';
-import { sealSecret } from '../adapters/crypto/secret-box.ts';
+import { sealConnectionAuth, sealConnectionSecret } from '../adapters/crypto/secret-box.ts';
 
 // Connections: what the admin API and the console's onboarding both create, promote and disable.
 // The schemas validate both (the API's JSON body, the console's form turned into the same shape).
@@ -212,10 +212,8 @@ export async function createConnection(
       format: body.format,
       environment: body.environment,
       endpoint: body.endpoint ? JSON.stringify(body.endpoint) : null,
-      auth_encrypted: auth ? sealSecret(config.masterKey, JSON.stringify(auth), `connection/${id}`) : null,
-      secret_encrypted: signingSecret
-        ? sealSecret(config.masterKey, signingSecret, `connection/${id}/secret`)
-        : null,
+      auth_encrypted: auth ? sealConnectionAuth(config.masterKey, id, auth) : null,
+      secret_encrypted: signingSecret ? sealConnectionSecret(config.masterKey, id, signingSecret) : null,
       settings: JSON.stringify(body.settings ?? {}),
       mllp_sending_facility: body.mllp?.sendingFacility ?? null,
       mllp_receiving_facility: body.mllp?.receivingFacility ?? null,
@@ -377,9 +375,7 @@ export async function updateConnection(
         mllp_allow_ips: checked.data.mllp?.allowIps ? JSON.stringify(checked.data.mllp.allowIps) : null,
         ...(auth !== undefined
           ? {
-              auth_encrypted: auth
-                ? sealSecret(config.masterKey, JSON.stringify(auth), `connection/${id}`)
-                : null,
+              auth_encrypted: auth ? sealConnectionAuth(config.masterKey, id, auth) : null,
             }
           : {}),
       })

@@ -6,7 +6,7 @@ import type { OutboundAuth } from '../domain/outbound.ts';
 import type { Services } from './env.ts';
 import { AppError } from './errors.ts';
 import { signBody } from '../adapters/crypto/signature.ts';
-import { openSecret } from '../adapters/crypto/secret-box.ts';
+import { openConnectionAuth } from '../adapters/crypto/secret-box.ts';
 import { sendThroughTenantEndpoint } from './console-intake.ts';
 
 // The credential handoff and "test connection" of the console's onboarding (seed 002): copy-ready
@@ -219,11 +219,7 @@ async function checkFhirServer(
 ): Promise<TestStep[]> {
   const steps: TestStep[] = [];
   const base = String((connection.endpoint as { url?: string } | null)?.url ?? '').replace(/\/+$/, '');
-  const auth: OutboundAuth = connection.auth_encrypted
-    ? (JSON.parse(
-        openSecret(services.config.masterKey, connection.auth_encrypted, `connection/${connection.id}`),
-      ) as OutboundAuth)
-    : { type: 'none' };
+  const auth: OutboundAuth = openConnectionAuth(services.config.masterKey, connection) ?? { type: 'none' };
   let authorization: string | null = null;
   if (auth.type === 'smart_launch') {
     steps.push({

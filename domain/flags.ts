@@ -47,6 +47,16 @@ export function isLoincCode(code: string): boolean {
 
 const LOINC_SYSTEMS = new Set(['http://loinc.org', 'LN', 'LNC', 'LOINC', 'urn:oid:2.16.840.1.113883.6.1']);
 
+/**
+ * Whether a result's code is LOINC: named so by its system, or sent with no system and a valid
+ * LOINC check digit (a CSV without test_system).
+ *
+ * @example isLoincCoding({ system: null, code: '2823-3', display: null }) // true
+ */
+export function isLoincCoding(code: { system: string | null; code: string }): boolean {
+  return code.system ? LOINC_SYSTEMS.has(code.system) : isLoincCode(code.code);
+}
+
 /** HL7 table 0078 / v3 ObservationInterpretation codes that mean "critical" whatever the table says. */
 const CRITICAL_SOURCE_FLAGS = new Set(['HH', 'LL', 'AA']);
 
@@ -118,10 +128,7 @@ export function flagObservation(
   // A code sent without its system (a CSV without test_system) is read as LOINC when its check
   // digit says so: a critical potassium must not pass unchecked for want of a column.
   const unnamedLoinc = !obs.code.system && isLoincCode(obs.code.code);
-  const limit =
-    (obs.code.system && LOINC_SYSTEMS.has(obs.code.system)) || unnamedLoinc
-      ? criticalTable.find((l) => l.loinc === obs.code.code)
-      : undefined;
+  const limit = isLoincCoding(obs.code) ? criticalTable.find((l) => l.loinc === obs.code.code) : undefined;
   if (limit && unnamedLoinc)
     reasons.push(`code ${obs.code.code} came without a code system and is read as LOINC (${limit.name})`);
   if (limit && value === null && !sourceCritical && (obs.textValue ?? '').trim() !== '') {

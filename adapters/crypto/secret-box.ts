@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import type { OutboundAuth } from '../../domain/outbound.ts';
 
 /**
  * Encrypts a secret at rest with AES-256-GCM under the master key. The output is
@@ -27,4 +28,36 @@ export function openSecret(masterKey: Buffer, sealed: string, associatedData: st
   return Buffer.concat([decipher.update(Buffer.from(ciphertext, 'base64url')), decipher.final()]).toString(
     'utf8',
   );
+}
+
+/** The associated data of a connection's outbound authentication: it decrypts only on its own row. */
+const connectionAuthData = (connectionId: string) => `connection/${connectionId}`;
+
+/** Seals a connection's outbound authentication (client secret, token, key) for `auth_encrypted`. */
+export function sealConnectionAuth(masterKey: Buffer, connectionId: string, auth: OutboundAuth): string {
+  return sealSecret(masterKey, JSON.stringify(auth), connectionAuthData(connectionId));
+}
+
+/** A connection's outbound authentication, opened; null when it has none. */
+export function openConnectionAuth(
+  masterKey: Buffer,
+  connection: { id: string; auth_encrypted: string | null },
+): OutboundAuth | null {
+  if (!connection.auth_encrypted) return null;
+  return JSON.parse(
+    openSecret(masterKey, connection.auth_encrypted, connectionAuthData(connection.id)),
+  ) as OutboundAuth;
+}
+
+/** A webhook destination's signing secret, sealed for `secret_encrypted` and opened from it. */
+export function sealConnectionSecret(masterKey: Buffer, connectionId: string, secret: string): string {
+  return sealSecret(masterKey, secret, `${connectionAuthData(connectionId)}/secret`);
+}
+
+export function openConnectionSecret(
+  masterKey: Buffer,
+  connection: { id: string; secret_encrypted: string | null },
+): string | null {
+  if (!connection.secret_encrypted) return null;
+  return openSecret(masterKey, connection.secret_encrypted, `${connectionAuthData(connection.id)}/secret`);
 }

@@ -8,7 +8,7 @@ import { tenantScope } from '../../db/tenant-scope.ts';
 import { findTenantById } from '../../db/tenants.ts';
 import type { ConnectionSettings, OutboundAuth } from '../../domain/outbound.ts';
 import type { Services } from '../env.ts';
-import { openSecret } from '../../adapters/crypto/secret-box.ts';
+import { openConnectionAuth } from '../../adapters/crypto/secret-box.ts';
 import { AppError } from '../errors.ts';
 import { isDataException, storeInbound } from './store.ts';
 
@@ -132,11 +132,7 @@ export async function pullServiceRequests(
   const base = String((connection.endpoint as { url?: unknown } | null)?.url ?? '').replace(/\/+$/, '');
   const origin = new URL(base).origin;
   const settings = connection.settings as ConnectionSettings;
-  const auth: OutboundAuth = connection.auth_encrypted
-    ? (JSON.parse(
-        openSecret(services.config.masterKey, connection.auth_encrypted, `connection/${connection.id}`),
-      ) as OutboundAuth)
-    : { type: 'none' };
+  const auth: OutboundAuth = openConnectionAuth(services.config.masterKey, connection) ?? { type: 'none' };
   const log = { tenantId: tenant.id, connectionId: connection.id };
 
   const startCursor = connection.pull_cursor;
@@ -395,14 +391,10 @@ export async function pollDueConnections(
       .skipLocked()
       .limit(10)
       .execute();
-    const pollable = rows.filter((r) => {
-      if (!r.auth_encrypted) return true;
-      const auth = JSON.parse(
-        openSecret(services.config.masterKey, r.auth_encrypted, `connection/${r.id}`),
-      ) as OutboundAuth;
-      // A SMART launch client reads only for a person in the EHR; it is never polled.
-      return auth.type !== 'smart_launch';
-    });
+    // A SMART launch client reads only for a person in the EHR; it is never polled.
+    const pollable = rows.filter(
+      (r) => openConnectionAuth(services.config.masterKey, r)?.type !== 'smart_launch',
+    );
     if (pollable.length > 0)
       await trx
         .updateTable('connections')

@@ -16,7 +16,7 @@ import {
 } from '../connections.ts';
 import { adminAuth } from '../middleware/admin-auth.ts';
 import { publicJwks } from '../../adapters/oauth/token-client.ts';
-import { openSecret } from '../../adapters/crypto/secret-box.ts';
+import { openConnectionAuth } from '../../adapters/crypto/secret-box.ts';
 import { validationHook } from '../validation.ts';
 import { adminErrors as errors, ErrorOut, json, requireTenant, Slug, SlugParam } from './openapi-common.ts';
 
@@ -133,7 +133,11 @@ export function adminConnectionRoutes() {
       const tenant = await requireTenant(db, c.req.valid('param').slug);
       const connections = await listConnections(db, tenant.id);
       return c.json(
-        { connections: connections.map((row) => connectionOut(row, sealedAuth(config.masterKey, row))) },
+        {
+          connections: connections.map((row) =>
+            connectionOut(row, openConnectionAuth(config.masterKey, row)),
+          ),
+        },
         200,
       );
     },
@@ -165,7 +169,7 @@ export function adminConnectionRoutes() {
       );
       return c.json(
         {
-          ...connectionOut(changed.connection, sealedAuth(config.masterKey, changed.connection)),
+          ...connectionOut(changed.connection, openConnectionAuth(config.masterKey, changed.connection)),
           ...(changed.jwksUrl ? { jwksUrl: changed.jwksUrl, publicJwks: changed.publicJwks } : {}),
         },
         200,
@@ -231,7 +235,7 @@ export function adminConnectionRoutes() {
         'admin',
         c.req.valid('json').note ?? null,
       );
-      return c.json(connectionOut(connection, sealedAuth(config.masterKey, connection)), 200);
+      return c.json(connectionOut(connection, openConnectionAuth(config.masterKey, connection)), 200);
     },
   );
 
@@ -356,17 +360,12 @@ export function jwksRoutes() {
           .where('disabled_at', 'is', null)
           .executeTakeFirst()
       : undefined;
-    const auth = row ? sealedAuth(config.masterKey, row) : null;
+    const auth = row ? openConnectionAuth(config.masterKey, row) : null;
     if (!row || auth?.type !== 'smart_backend') throw new AppError('not_found', `no key set ${id}`);
     c.header('Cache-Control', 'public, max-age=300');
     return c.json(publicJwks([auth.privateJwk]));
   });
   return app;
-}
-
-function sealedAuth(masterKey: Buffer, row: Connection): OutboundAuth | null {
-  if (!row.auth_encrypted) return null;
-  return JSON.parse(openSecret(masterKey, row.auth_encrypted, `connection/${row.id}`)) as OutboundAuth;
 }
 
 function connectionOut(c: Connection, auth: OutboundAuth | null) {

@@ -9,7 +9,7 @@ import { findTenantBySlug } from '../../db/tenants.ts';
 import { SMART_LAUNCH_SCOPE, type OutboundAuth } from '../../domain/outbound.ts';
 import type { AppEnv } from '../env.ts';
 import { htmlPage } from './html-page.ts';
-import { openSecret } from '../../adapters/crypto/secret-box.ts';
+import { openConnectionAuth } from '../../adapters/crypto/secret-box.ts';
 
 /**
  * SMART on FHIR EHR launch of LabRelay's read-only results app
@@ -204,11 +204,8 @@ function smartAuthFor(masterKey: Buffer, connection: Connection, issuer: string)
   if (connection.disabled_at || connection.direction !== 'pull' || connection.format !== 'fhir') return null;
   const url = (connection.endpoint as { url?: unknown } | null)?.url;
   if (typeof url !== 'string' || normalise(url) !== normalise(issuer)) return null;
-  if (!connection.auth_encrypted) return null;
-  const auth = JSON.parse(
-    openSecret(masterKey, connection.auth_encrypted, `connection/${connection.id}`),
-  ) as OutboundAuth;
-  return auth.type === 'smart_launch' ? auth : null;
+  const auth = openConnectionAuth(masterKey, connection);
+  return auth?.type === 'smart_launch' ? auth : null;
 }
 
 /**

@@ -7,7 +7,7 @@ import {
   promoteConnection,
   updateConnection,
 } from '../../../../../../api/connections.ts';
-import { openSecret } from '../../../../../../adapters/crypto/secret-box.ts';
+import { openConnectionAuth } from '../../../../../../adapters/crypto/secret-box.ts';
 import { AppError } from '../../../../../../api/errors.ts';
 import {
   connectionTestSteps,
@@ -135,9 +135,7 @@ const SECRET_LABEL: Record<string, string> = {
 };
 
 function authOf(c: Connection): OutboundAuth | null {
-  if (!c.auth_encrypted) return null;
-  const { config } = services().app;
-  return JSON.parse(openSecret(config.masterKey, c.auth_encrypted, `connection/${c.id}`)) as OutboundAuth;
+  return openConnectionAuth(services().app.config.masterKey, c);
 }
 
 type Form = FormData;
